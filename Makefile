@@ -1,0 +1,39 @@
+# One command each on a fresh machine: `make demo`, `make test`.
+VENV      ?= .venv
+PYTHON    ?= python3
+PY        := $(VENV)/bin/python
+# Pinned because these wheels lie on local disk here; an unpinned torch may pull a multi-GB build.
+TORCH_PKGS ?= torch==2.14.1 torchvision==0.29.1
+STAMP     := $(VENV)/.installed
+
+.PHONY: install demo test check-sync nbtest pytest bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q $(TORCH_PKGS)
+	$(PY) -m pip install -q -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/imgcls demo --out demo_out
+
+# The exported package and the clean notebooks must already be what nbdev would write.
+check-sync: $(STAMP)
+	$(PY) tools/check_sync.py
+
+nbtest: $(STAMP)
+	$(VENV)/bin/nbdev-test --n-workers 1 --timing
+
+pytest: $(STAMP)
+	$(PY) -m pytest -q tests
+
+test: check-sync nbtest pytest
+
+bench: $(STAMP)
+	$(PY) benchmarks/bench_train.py
+
+clean:
+	rm -rf build dist *.egg-info _proc _docs demo_out
