@@ -33,6 +33,7 @@ pytest: $(STAMP)
 test: check-sync nbtest pytest
 
 bench: $(STAMP)
+	$(PY) -m pip install -q -e ".[dev,bench]"
 	$(PY) benchmarks/bench_train.py
 
 clean:

@@ -1,18 +1,19 @@
-"""Fail when `nbdev-export` or `nbdev-clean` would change anything: notebooks and package must be committed in sync."""
+"""Fail when `nbdev-export`, `nbdev-clean` or the README render would change anything: notebooks, package and README must be committed in sync."""
 import hashlib, subprocess, sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-WATCH = [*ROOT.glob('nbs/**/*.ipynb'), *ROOT.glob('imgcls_nb/**/*.py'), ROOT/'README.md']
 
 def snapshot():
-    return {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in [*ROOT.glob('nbs/**/*.ipynb'), *ROOT.glob('imgcls_nb/**/*.py')] if p.exists()}
+    files = [*ROOT.glob('nbs/**/*.ipynb'), *ROOT.glob('imgcls_nb/**/*.py'), ROOT/'README.md']
+    return {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in files if p.exists()}
 
 def main():
     before = snapshot()
     bindir = Path(sys.executable).parent
     for cmd in ('nbdev-export', 'nbdev-clean'):
         subprocess.run([str(bindir/cmd)], cwd=ROOT, check=True)
+    subprocess.run([sys.executable, str(ROOT/'tools'/'make_readme.py')], cwd=ROOT, check=True)
     after = snapshot()
     changed = sorted(str(p.relative_to(ROOT)) for p in before.keys() | after.keys() if before.get(p) != after.get(p))
     if changed:

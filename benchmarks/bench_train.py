@@ -1,0 +1,160 @@
+"""Default `imgcls train` against two baselines on a Fashion-MNIST subset, plus the training-engine overhead.
+
+    make bench            # or: python benchmarks/bench_train.py [--per-class 100] [--test 2000]
+
+Data: `--per-class` images per class from the Fashion-MNIST *training* set (Debian package
+`dataset-fashion-mnist`), written as PNG files into an ImageFolder tree, and `--test` images from the
+official test set, also as files. All three methods see the same training folder; accuracy is on the test files.
+
+1. logistic regression on raw pixels (scikit-learn; C picked by 3-fold CV; all training images, no hold-out);
+2. fastai, written by hand as its docs teach: `ImageDataLoaders.from_folder(valid_pct=0.2, item_tfms=Resize(224),
+   batch_tfms=aug_transforms())`, `vision_learner` on the same backbone and the same offline ImageNet weights,
+   `fine_tune(3)`;
+3. `imgcls train DATA --out BUNDLE` with every default (a subprocess, as a user runs it).
+
+Then the engine overhead: one epoch of fastai's `Learner.fit_one_cycle` against `imgcls_nb.train.Trainer.fit`
+on the same model, data loader (64 px) and batch size; median of `--repeats` epochs each.
+"""
+import argparse, gzip, json, shutil, statistics, subprocess, sys, tempfile, time
+from pathlib import Path
+import numpy as np
+from PIL import Image
+
+FM = Path('/usr/share/datasets/fashion-mnist')
+CLASSES = ['t-shirt', 'trouser', 'pullover', 'dress', 'coat', 'sandal', 'shirt', 'sneaker', 'bag', 'ankle-boot']
+
+def read_idx(name, offset):
+    with gzip.open(FM/name) as f: return np.frombuffer(f.read(), np.uint8, offset=offset)
+
+def write_split(root, x, y, per_class, seed):
+    rng = np.random.default_rng(seed)
+    for c, name in enumerate(CLASSES):
+        (root/name).mkdir(parents=True, exist_ok=True)
+        for i in rng.permutation(np.flatnonzero(y == c))[:per_class]: Image.fromarray(x[i]).save(root/name/f'{i:05d}.png')
+
+def make_data(work, per_class, n_test):
+    xtr, ytr = read_idx('train-images-idx3-ubyte.gz', 16).reshape(-1, 28, 28), read_idx('train-labels-idx1-ubyte.gz', 8)
+    xte, yte = read_idx('t10k-images-idx3-ubyte.gz', 16).reshape(-1, 28, 28), read_idx('t10k-labels-idx1-ubyte.gz', 8)
+    write_split(work/'train', xtr, ytr, per_class, seed=1)
+    write_split(work/'test', xte, yte, n_test//10, seed=2)
+    return work/'train', work/'test'
+
+def files_labels(root):
+    fs = sorted(root.rglob('*.png'))
+    return fs, [f.parent.name for f in fs]
+
+def timed(f, *a, **k):
+    t = time.perf_counter(); r = f(*a, **k); return r, time.perf_counter() - t
+
+def bench_logreg(train, test):
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import GridSearchCV
+    def xy(root):
+        fs, ls = files_labels(root)
+        return np.stack([np.asarray(Image.open(f), np.float32).ravel()/255 for f in fs]), np.array(ls)
+    def fit():
+        x, y = xy(train)
+        return GridSearchCV(LogisticRegression(max_iter=2000), {'C': [0.01, 0.1, 1.0]}, cv=3).fit(x, y)
+    m, secs = timed(fit)
+    xt, yt = xy(test)
+    return dict(method='logistic regression, raw pixels', accuracy=float((m.predict(xt) == yt).mean()), seconds=secs,
+                notes=f"C={m.best_params_['C']}")
+
+def bench_imgcls(train, test, work):
+    exe = Path(sys.executable).parent/'imgcls'
+    r, secs = timed(subprocess.run, [str(exe), 'train', str(train), '--out', str(work/'bundle')], capture_output=True, text=True)
+    if r.returncode: raise SystemExit(r.stderr)
+    from imgcls_nb.bundle import load_bundle
+    clf = load_bundle(work/'bundle')
+    fs, ls = files_labels(test)
+    acc = float(np.mean([p.label == l for p, l in zip(clf.predict(fs, bs=128), ls)]))
+    cfg = json.loads((work/'bundle'/'config.json').read_text())['training']
+    return dict(method='imgcls train (defaults)', accuracy=acc, seconds=secs,
+                notes=f"{cfg['arch']}, {cfg['size']}px, {cfg['freeze_epochs']}+{cfg['epochs']} epochs")
+
+def _fastai_learner(dls, arch):
+    from fastai.vision.all import vision_learner, accuracy
+    from imgcls_nb.models import create_model
+    learn = vision_learner(dls, arch, pretrained=False, metrics=accuracy)
+    body = learn.model[0].model  # timm model without its classifier
+    sd = {k: v for k, v in create_model(arch).state_dict().items() if not k.startswith('classifier')}
+    missing, unexpected = body.load_state_dict(sd, strict=False)
+    assert not unexpected and all(k.startswith('classifier') for k in missing), (missing, unexpected)
+    return learn
+
+def bench_fastai(train, test, size, arch):
+    from fastai.vision.all import ImageDataLoaders, Resize, aug_transforms, Normalize
+    from imgcls_nb.preprocess import spec_from_timm
+    spec = spec_from_timm(arch)
+    def fit():
+        dls = ImageDataLoaders.from_folder(train, valid_pct=0.2, seed=42, item_tfms=Resize(size), bs=64,
+                                           batch_tfms=[*aug_transforms(), Normalize.from_stats(spec.mean, spec.std)])
+        learn = _fastai_learner(dls, arch)
+        with learn.no_bar(), learn.no_logging(): learn.fine_tune(3)
+        return learn
+    learn, secs = timed(fit)
+    fs, ls = files_labels(test)
+    with learn.no_bar(): p, _ = learn.get_preds(dl=learn.dls.test_dl(fs))
+    acc = float(np.mean([learn.dls.vocab[i] == l for i, l in zip(p.argmax(1).tolist(), ls)]))
+    return dict(method='fastai vision_learner fine_tune(3), by hand', accuracy=acc, seconds=secs, notes=f"{arch}, {size}px, 1+3 epochs")
+
+def bench_engine(train, repeats, arch):
+    "Seconds per epoch: fastai Learner vs imgcls Trainer, same model/loader/loss/schedule"
+    import torch
+    from fastai.vision.all import Learner, DataLoaders as FDataLoaders
+    from imgcls_nb.core import set_seed, set_threads
+    from imgcls_nb.data import from_folder
+    from imgcls_nb.models import create_model
+    from imgcls_nb.preprocess import spec_from_timm
+    from imgcls_nb.train import make_dataloaders, Trainer
+    set_threads()
+    src = from_folder(train, valid_pct=0.2, seed=42)
+    out = {}
+    for engine in ('imgcls Trainer', 'fastai Learner'):
+        set_seed(0)
+        model = create_model(arch, src.n_classes)
+        dls = make_dataloaders(src, spec_from_timm(model, size=64), bs=32)
+        times = []
+        if engine == 'fastai Learner':
+            model = model.to(memory_format=torch.channels_last)
+            learn = Learner(FDataLoaders(dls.train, dls.valid), model, loss_func=torch.nn.CrossEntropyLoss())
+            for _ in range(repeats):
+                with learn.no_bar(), learn.no_logging(): times.append(timed(learn.fit_one_cycle, 1, 1e-3)[1])
+        else:
+            tr = Trainer(model, dls, torch.nn.CrossEntropyLoss(), progress=False, bn_stats='train')
+            for _ in range(repeats): times.append(timed(tr.fit, 1, 1e-3)[1]); tr.done.clear()
+        out[engine] = statistics.median(times)
+    return out
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument('--per-class', type=int, default=100)
+    ap.add_argument('--test', type=int, default=2000)
+    ap.add_argument('--fastai-size', type=int, default=224)
+    ap.add_argument('--repeats', type=int, default=3)
+    ap.add_argument('--skip-fastai', action='store_true')
+    ap.add_argument('--json', help='also write the results here')
+    a = ap.parse_args()
+    arch = 'tf_efficientnet_lite0'
+    work = Path(tempfile.mkdtemp(prefix='bench_train_'))
+    try:
+        train, test = make_data(work, a.per_class, a.test)
+        rows = [bench_logreg(train, test)]
+        if not a.skip_fastai: rows.append(bench_fastai(train, test, a.fastai_size, arch))
+        rows.append(bench_imgcls(train, test, work))
+        engine = {} if a.skip_fastai else bench_engine(train, a.repeats, arch)
+    finally: shutil.rmtree(work, ignore_errors=True)
+    ref = next((r['seconds'] for r in rows if r['method'].startswith('fastai')), None)
+    print(f"\nFashion-MNIST, {a.per_class} training images per class, accuracy on {a.test} test images\n")
+    print('| method | test accuracy | wall time (s) | time vs fastai | setup |\n|---|---|---|---|---|')
+    for r in rows:
+        print(f"| {r['method']} | {r['accuracy']:.1%} | {r['seconds']:.0f} | {r['seconds']/ref:.2f}x | {r['notes']} |" if ref else
+              f"| {r['method']} | {r['accuracy']:.1%} | {r['seconds']:.0f} | - | {r['notes']} |")
+    if engine:
+        print(f"\nTraining engine, one epoch at 64 px, batch 32, median of {a.repeats}\n")
+        print('| engine | s/epoch | ratio |\n|---|---|---|')
+        base = engine['imgcls Trainer']
+        for k, v in engine.items(): print(f"| {k} | {v:.2f} | {v/base:.2f}x |")
+    if a.json: Path(a.json).write_text(json.dumps(dict(rows=rows, engine=engine), indent=2))
+
+if __name__ == '__main__': main()
