@@ -274,7 +274,7 @@ def fit(self:Trainer, epochs:int, lrs, phase:str='train', groups:list|None=None)
         if stop: get_logger().info(f"early stopping: no improvement in {self.monitor} for {self.patience} epochs"); break
     return self
 
-# %% ../nbs/05_train.ipynb #f1f87479
+# %% ../nbs/05_train.ipynb #30433902
 @patch
 def _restore_phase(self:Trainer, ck:dict, opt, sched, epochs:int):
     "Bring back the optimiser and schedule of an interrupted phase (a changed epoch count re-plans the schedule)"
@@ -282,8 +282,10 @@ def _restore_phase(self:Trainer, ck:dict, opt, sched, epochs:int):
     if ck.get('phase_epochs', epochs) == epochs: return sched.load_state_dict(ck['sched'])
     get_logger().warning(f"resuming phase {ck['phase']!r} with {epochs} epochs instead of {ck['phase_epochs']}: "
                          "the learning-rate schedule is re-planned for the new length")
-    for _ in range(min(self.done.get(ck['phase'], 0)*len(self.dls.train), sched.total_steps - 1 if hasattr(sched, 'total_steps') else 10**9)):
-        sched.step()
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore', UserWarning)  # stepping the schedule alone is the point here
+        for _ in range(min(self.done.get(ck['phase'], 0)*len(self.dls.train), getattr(sched, 'total_steps', 10**9) - 1)): sched.step()
 
 @patch
 def restore_best(self:Trainer):

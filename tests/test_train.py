@@ -55,3 +55,22 @@ def test_bundle_from_newer_version_is_refused(fm, tmp_path):
     cfg = json.loads((b/'config.json').read_text()); cfg['format_version'] = 99
     (b/'config.json').write_text(json.dumps(cfg))
     with pytest.raises(BundleError, match='newer'): load_bundle(b)
+
+def test_early_stopping_stops_and_restores_best(fm):
+    "A diverging learning rate makes validation loss stop improving: the phase ends early on the best weights"
+    from imgcls_nb.models import create_model
+    from imgcls_nb.losses import make_loss
+    from imgcls_nb.preprocess import spec_from_timm
+    from imgcls_nb.train import make_dataloaders, Trainer
+    src = from_folder(fm)
+    m = create_model(n_classes=10)
+    tr = Trainer(m, make_dataloaders(src, spec_from_timm(m, size=32), bs=64), make_loss('ce'), patience=1, progress=False)
+    tr.fit(6, 3.0)
+    assert len(tr.history) < 6 and tr.best_epoch is not None
+    tr.restore_best()
+    best = tr.history[tr.best_epoch]['valid_loss']
+    assert abs(tr.validate()['valid_loss'] - best) < 1e-4
+
+def test_mixup_trains(fm):
+    res = train(fm, epochs=1, size=32, mixup=0.4, progress=False)
+    assert res.metrics['accuracy'] > 0.3, res.metrics
