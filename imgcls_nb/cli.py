@@ -47,7 +47,7 @@ def write_predictions(preds, out, top_k:int=1):
     if hasattr(out, 'write'): out.write(buf.getvalue())
     else: atomic_write_text(out, buf.getvalue())
 
-# %% ../nbs/12_cli.ipynb #bdaafe68
+# %% ../nbs/12_cli.ipynb #8edcebdb
 def _source(a):
     if a.csv: return from_csv(a.csv, root=a.data, path_col=a.path_col, label_col=a.label_col,
                               label_delim=(a.label_delim or ';') if a.multi_label else None, valid_col=a.valid_col, valid_pct=a.valid_pct, seed=a.seed)
@@ -61,7 +61,7 @@ def cmd_train(a):
     src = _source(a)
     print(dataset_report(src).summary())
     res = train(src, arch=a.arch, epochs=a.epochs, size=a.size, bs=a.bs, lr=a.lr, loss=a.loss, weighted=a.weighted,
-                balanced=a.balanced, aug=a.aug, seed=a.seed, ckpt_dir=a.ckpt_dir, resume=a.resume,
+                balanced=a.balanced, aug=a.aug, schedule=a.schedule, patience=a.patience, seed=a.seed, ckpt_dir=a.ckpt_dir, resume=a.resume,
                 pretrained=a.pretrained if a.pretrained not in ('true', 'false') else a.pretrained == 'true')
     save_result(res, a.out)
     print(f"saved bundle to {a.out} ({', '.join(f'{k} {v}' for k,v in res.metrics.items())}; {res.seconds:.0f} s)")
@@ -101,7 +101,7 @@ def cmd_demo(a):
     print(f"demo: accuracy {r['accuracy']:.1%} on {r['n_valid']} held-out Fashion-MNIST images; "
           f"{r['seconds']:.0f} s in all ({r['train_seconds']:.0f} s training); bundle saved to {r['bundle']}")
 
-# %% ../nbs/12_cli.ipynb #c5052ebc
+# %% ../nbs/12_cli.ipynb #3445588a
 def _train_parser(sub):
     p = sub.add_parser('train', help='fine-tune a pretrained backbone and save a bundle',
         description='Fine-tune a pretrained timm backbone on a folder of images (DATA/<class>/<image>, or DATA/train + DATA/valid) '
@@ -121,6 +121,8 @@ def _train_parser(sub):
     p.add_argument('--weighted', action='store_true', help='class-weighted loss for imbalanced data')
     p.add_argument('--balanced', action='store_true', help='balanced class sampling for imbalanced data')
     p.add_argument('--aug', choices=['none', 'light', 'strong'], default='light', help='augmentation preset (default light)')
+    p.add_argument('--schedule', choices=['one_cycle', 'cosine'], default='one_cycle', help='learning-rate schedule (default one_cycle)')
+    p.add_argument('--patience', type=int, help='stop a phase after this many epochs without a better validation loss')
     p.add_argument('--seed', type=int, default=42)
     p.add_argument('--multi-label', action='store_true', help='multi-label task (needs --csv)')
     p.add_argument('--csv', help='CSV of image paths and labels (paths relative to DATA)')

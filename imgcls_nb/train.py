@@ -394,7 +394,7 @@ def _final_metrics(trainer:Trainer) -> dict:
     row = trainer.validate()
     return {k:round(float(v), 4) for k,v in row.items()}
 
-# %% ../nbs/05_train.ipynb #df2e0466
+# %% ../nbs/05_train.ipynb #dbc7f4a3
 def train(data, # A `DataSource` or an ImageFolder path
           arch:str=DEFAULT_ARCH, # timm architecture
           pretrained=True, # Weights source, see `create_model`
@@ -411,6 +411,7 @@ def train(data, # A `DataSource` or an ImageFolder path
           aug:str='light', # Augmentation preset
           hflip:bool=True, # Random horizontal flips
           mixup:float=0.0, # Mixup alpha (0 = off)
+          schedule:str='one_cycle', # 'one_cycle' or 'cosine' (warmup + cosine decay)
           patience:int|None=None, # Early stopping patience in epochs
           bn_stats:str='frozen', # Batch-norm statistics: 'frozen' (pretrained) or 'train' (batch)
           valid_pct:float=0.2, # Validation split when `data` is a folder without one
@@ -429,7 +430,7 @@ def train(data, # A `DataSource` or an ImageFolder path
     counts = src.targets(src.train).sum(0) if src.task == 'multi_label' else np.bincount(src.targets(src.train), minlength=src.n_classes)
     mixer = _mixer(mixup, src, label_smoothing) if mixup else None
     lf = make_loss(loss, src.task, counts, weighted, 0.0 if mixer else label_smoothing, n_items=len(src.train))
-    tr = Trainer(model, dls, lf, ckpt_dir=ckpt_dir, patience=patience, device=device, mixer=mixer, bn_stats=bn_stats,
+    tr = Trainer(model, dls, lf, schedule=schedule, ckpt_dir=ckpt_dir, patience=patience, device=device, mixer=mixer, bn_stats=bn_stats,
                  progress=progress, callbacks=callbacks)
     if resume: tr.load_checkpoint()
     fine_tune(tr, epochs, freeze_epochs, lr, lr_mult)

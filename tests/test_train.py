@@ -74,3 +74,20 @@ def test_early_stopping_stops_and_restores_best(fm):
 def test_mixup_trains(fm):
     res = train(fm, epochs=1, size=32, mixup=0.4, progress=False)
     assert res.metrics['accuracy'] > 0.3, res.metrics
+
+def test_lr_find_suggests_a_rate_and_leaves_the_model_alone(fm):
+    from imgcls_nb.models import create_model
+    from imgcls_nb.losses import make_loss
+    from imgcls_nb.preprocess import spec_from_timm
+    from imgcls_nb.train import make_dataloaders, Trainer, lr_find
+    m = create_model(n_classes=10)
+    before = {k: v.clone() for k, v in m.state_dict().items()}
+    tr = Trainer(m, make_dataloaders(from_folder(fm), spec_from_timm(m, size=32), bs=32), make_loss('ce'), progress=False)
+    res = lr_find(tr, num_it=40)
+    assert 1e-6 <= res.suggestion <= 1.0 and len(res.losses) == len(res.lrs) > 5
+    assert res.losses[-1] > min(res.losses)  # the loss turned up at high rates (that is what stops the search)
+    assert all(torch.equal(before[k], v.cpu()) for k, v in m.state_dict().items())
+
+def test_cosine_schedule_trains(fm):
+    res = train(fm, epochs=1, size=32, schedule='cosine', progress=False)
+    assert res.metrics['accuracy'] > 0.3 and res.config['schedule'] == 'cosine'
