@@ -20,7 +20,7 @@ from .preprocess import PreprocessSpec
 # %% auto #0
 __all__ = ['BUNDLE_FORMAT', 'CONFIG', 'WEIGHTS', 'CARD', 'library_versions', 'dataset_summary', 'make_config', 'model_card',
            'save_bundle', 'save_result', 'read_config', 'build_model', 'load_weights', 'Prediction', 'Classifier',
-           'load_bundle']
+           'load_bundle', 'update_config', 'fit_calibration', 'tune_thresholds']
 
 # %% ../nbs/07_bundle.ipynb #aa71af55
 BUNDLE_FORMAT = 1
@@ -200,3 +200,50 @@ def predict(self:Classifier, inputs, # A path, PIL image or bytes, or a list of 
         by = dict(zip(ok, probs))
         out += [self._prediction(n, by[i], top_k) if i in by else Prediction(n, error=dec[i][1]) for i,n in enumerate(names)]
     return out[0] if single else out
+
+# %% ../nbs/07_bundle.ipynb #fc7ae591
+def update_config(path, **changes) -> dict:
+    "Change fields of a bundle's config.json (and rebuild its model card), each file written atomically"
+    cfg = {**read_config(path), **changes}
+    atomic_write_text(Path(path)/CONFIG, json.dumps(cfg, indent=2, default=str))
+    atomic_write_text(Path(path)/CARD, model_card(cfg))
+    return cfg
+
+# %% ../nbs/07_bundle.ipynb #a382304c
+def fit_calibration(path, data, class_map:dict|None=None) -> dict:
+    "Fit temperature scaling on `data`'s validation images and store it in the bundle at `path`"
+    from imgcls_nb.evaluate import evaluate, fit_temperature, apply_temperature, expected_calibration_error
+    clf = load_bundle(path)
+    if clf.task != 'single_label': raise BundleError(f"{path}: temperature scaling is for single-label bundles; tune thresholds instead")
+    clf.cfg['temperature'] = 1.0
+    res = evaluate(clf, data, class_map)
+    t = fit_temperature(res.probs, res.targets)
+    after = apply_temperature(res.probs, t)
+    nll = lambda p: float(-np.mean(np.log(np.clip(p[np.arange(len(res.targets)), res.targets], 1e-12, 1))))
+    cal = dict(temperature=t, nll_before=nll(res.probs), nll_after=nll(after), ece_before=expected_calibration_error(res.probs, res.targets),
+               ece_after=expected_calibration_error(after, res.targets), n=len(res.targets))
+    update_config(path, temperature=t, calibration=cal)
+    return cal
+
+# %% ../nbs/07_bundle.ipynb #051719f4
+def _best_threshold(y, p, target_precision=None) -> float:
+    "Threshold maximising F1, or the lowest reaching `target_precision` (0.5 when a class has no positives)"
+    from sklearn.metrics import precision_recall_curve
+    if y.sum() == 0: return 0.5
+    prec, rec, thr = precision_recall_curve(y, p)
+    prec, rec = prec[:-1], rec[:-1]
+    if target_precision is not None:
+        ok = np.flatnonzero(prec >= target_precision)
+        return float(thr[ok[0]]) if len(ok) else float(thr[-1])
+    f1 = 2*prec*rec/np.maximum(prec + rec, 1e-12)
+    return float(thr[int(np.argmax(f1))])
+
+def tune_thresholds(path, data, target_precision:float|None=None) -> list:
+    "Per-class thresholds for a multi-label bundle, tuned on `data`'s validation images and stored in the bundle"
+    from imgcls_nb.evaluate import evaluate
+    clf = load_bundle(path)
+    if clf.task != 'multi_label': raise BundleError(f"{path}: thresholds are tuned for multi-label bundles; use fit_calibration")
+    res = evaluate(clf, data)
+    t = [_best_threshold(res.targets[:, i], res.probs[:, i], target_precision) for i in range(len(clf.classes))]
+    update_config(path, thresholds=t, threshold_tuning=dict(target_precision=target_precision, n=len(res.targets)))
+    return t
