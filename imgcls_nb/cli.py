@@ -13,8 +13,8 @@ from .core import *
 from .data import from_folder, from_csv, dataset_report, sample_data, image_extensions, walk_files
 
 # %% auto #0
-__all__ = ['collect_inputs', 'prediction_rows', 'write_predictions', 'cmd_train', 'cmd_predict', 'run_demo', 'cmd_demo',
-           'make_parser', 'main']
+__all__ = ['collect_inputs', 'prediction_rows', 'write_predictions', 'cmd_train', 'cmd_predict', 'cmd_evaluate', 'run_demo',
+           'cmd_demo', 'make_parser', 'main']
 
 # %% ../nbs/12_cli.ipynb #1a60ba5b
 def collect_inputs(inputs) -> list:
@@ -78,7 +78,18 @@ def cmd_predict(a):
     msg = f"classified {len(preds) - bad:,} of {len(preds):,} images" + (f"; {bad:,} could not be read (see the error column)" if bad else '')
     print(msg + (f"; wrote {a.out}" if a.out else ''), file=sys.stderr)
 
-# %% ../nbs/12_cli.ipynb #699e5528
+# %% ../nbs/12_cli.ipynb #b7a15153
+def cmd_evaluate(a):
+    "Evaluate a bundle on a labelled folder"
+    import json
+    from imgcls_nb.bundle import load_bundle
+    from imgcls_nb.evaluate import evaluate, report_html, summary_metrics
+    res = evaluate(load_bundle(a.bundle), from_folder(a.data, valid_pct=0.0))
+    if a.report: atomic_write_text(a.report, report_html(res, f"{Path(a.bundle).name} on {a.data}"))
+    if a.json: print(json.dumps(res.metrics, indent=2))
+    else: print(', '.join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k,v in summary_metrics(res).items()))
+
+# %% ../nbs/12_cli.ipynb #24f5df85
 def run_demo(out='imgcls-demo', # Folder for the bundle and the predictions
              epochs:int|None=None, # Unfrozen epochs (default: `train`'s default)
              progress:bool=True) -> dict:
@@ -94,14 +105,14 @@ def run_demo(out='imgcls-demo', # Folder for the bundle and the predictions
     acc = sum(p.label == l[0] for p,l in zip(preds, src.valid.labels))/len(preds)
     return dict(accuracy=acc, n_valid=len(preds), seconds=time.time() - t0, train_seconds=res.seconds, bundle=str(bundle.resolve()))
 
-# %% ../nbs/12_cli.ipynb #5e1b5b43
+# %% ../nbs/12_cli.ipynb #1d51c3e5
 def cmd_demo(a):
     "Run the demo and print its result"
     r = run_demo(a.out, a.epochs)
     print(f"demo: accuracy {r['accuracy']:.1%} on {r['n_valid']} held-out Fashion-MNIST images; "
           f"{r['seconds']:.0f} s in all ({r['train_seconds']:.0f} s training); bundle saved to {r['bundle']}")
 
-# %% ../nbs/12_cli.ipynb #3445588a
+# %% ../nbs/12_cli.ipynb #0e76e61f
 def _train_parser(sub):
     p = sub.add_parser('train', help='fine-tune a pretrained backbone and save a bundle',
         description='Fine-tune a pretrained timm backbone on a folder of images (DATA/<class>/<image>, or DATA/train + DATA/valid) '
@@ -133,7 +144,7 @@ def _train_parser(sub):
     p.add_argument('--resume', action='store_true', help='resume from --ckpt-dir/last.pt')
     p.set_defaults(func=cmd_train)
 
-# %% ../nbs/12_cli.ipynb #a5f739a7
+# %% ../nbs/12_cli.ipynb #9509ec3a
 def _predict_parser(sub):
     p = sub.add_parser('predict', help='classify image files and folders with a bundle',
         description='Classify images with a bundle. INPUTS are files or folders (walked recursively for every image format Pillow reads). '
@@ -145,6 +156,15 @@ def _predict_parser(sub):
     p.add_argument('--batch-size', type=int, default=32)
     p.set_defaults(func=cmd_predict)
 
+def _evaluate_parser(sub):
+    p = sub.add_parser('evaluate', help='score a bundle on labelled images',
+        description='Evaluate a bundle on DATA (an ImageFolder tree: its valid/ part when it has train/ and valid/, else every image). '
+                    'Prints the main metrics; --json prints all of them as JSON; --report writes a self-contained HTML report.')
+    p.add_argument('bundle', help='bundle folder'); p.add_argument('data', help='labelled image folder')
+    p.add_argument('--json', action='store_true', help='print the metrics as JSON')
+    p.add_argument('--report', help='HTML report file to write')
+    p.set_defaults(func=cmd_evaluate)
+
 def _demo_parser(sub):
     p = sub.add_parser('demo', help='train and evaluate on the embedded Fashion-MNIST sample',
         description='Fine-tune the offline default backbone on the embedded Fashion-MNIST sample, save a bundle, '
@@ -153,13 +173,13 @@ def _demo_parser(sub):
     p.add_argument('--epochs', type=int, help='unfrozen epochs (default: as imgcls train)')
     p.set_defaults(func=cmd_demo)
 
-# %% ../nbs/12_cli.ipynb #f80bda6c
+# %% ../nbs/12_cli.ipynb #f51710c2
 def make_parser() -> argparse.ArgumentParser:
     "The `imgcls` argument parser"
     p = argparse.ArgumentParser(prog='imgcls', description='Image classification from the command line: train, predict, demo.')
     p.add_argument('--version', action='version', version=f'imgcls_nb {__version__}')
     sub = p.add_subparsers(dest='command', required=True)
-    for f in (_train_parser, _predict_parser, _demo_parser): f(sub)
+    for f in (_train_parser, _predict_parser, _evaluate_parser, _demo_parser): f(sub)
     return p
 
 def main(argv=None) -> int:

@@ -15,7 +15,7 @@ from .core import *
 # %% auto #0
 __all__ = ['single_label_metrics', 'multi_label_metrics', 'confusion', 'most_confused', 'plot_confusion',
            'expected_calibration_error', 'fit_temperature', 'apply_temperature', 'check_classes', 'EvalResult',
-           'top_losses', 'plot_top_losses', 'evaluate']
+           'top_losses', 'plot_top_losses', 'evaluate', 'summary_metrics', 'report_html']
 
 # %% ../nbs/06_evaluate.ipynb #412bb065
 def _per_class(y, pred, classes, labels):
@@ -173,7 +173,7 @@ def plot_top_losses(res:EvalResult, k:int=9, ncols:int=3):
         ax.imshow(load_image(r.path)); ax.set_title(f"{r.true} / {r.pred}\n{r.prob:.2f}", fontsize=9)
     return fig
 
-# %% ../nbs/06_evaluate.ipynb #1082a308
+# %% ../nbs/06_evaluate.ipynb #676f043f
 def evaluate(clf, # A `Classifier` (see `load_bundle`)
              data, # A `DataSource`
              class_map:dict|None=None, # Data class name -> bundle class name
@@ -193,6 +193,33 @@ def evaluate(clf, # A `Classifier` (see `load_bundle`)
     else:
         y = np.array([cmap[ls[0]] for ls in labels])
         m = single_label_metrics(probs, y, clf.classes)
-        m['ece'] = expected_calibration_error(probs, y)
+        m.update(temperature=clf.temperature, ece_after=expected_calibration_error(probs, y),
+                 ece_before=expected_calibration_error(apply_temperature(probs, 1/clf.temperature), y))
     errors = [(p.source, p.error) for p in preds if p.error is not None]
     return EvalResult(m, probs, y, [df.path.iloc[i] for i in ok], clf.classes, clf.task, errors)
+
+# %% ../nbs/06_evaluate.ipynb #c031c32b
+def _fig_png(fig) -> str:
+    import base64, io
+    import matplotlib.pyplot as plt
+    buf = io.BytesIO(); fig.savefig(buf, format='png', dpi=80, bbox_inches='tight'); plt.close(fig)
+    return '<img src="data:image/png;base64,' + base64.b64encode(buf.getvalue()).decode() + '">'
+
+def summary_metrics(res:EvalResult) -> dict:
+    "The scalar metrics of a result (no per-class table)"
+    return {k:v for k,v in res.metrics.items() if not isinstance(v, (dict, list))}
+
+# %% ../nbs/06_evaluate.ipynb #1456b154
+def report_html(res:EvalResult, title:str='Evaluation report') -> str:
+    "A self-contained HTML report of an `EvalResult`"
+    import html, matplotlib
+    matplotlib.use('Agg', force=False)
+    parts = [f"<html><head><meta charset='utf-8'><title>{html.escape(title)}</title></head><body><h1>{html.escape(title)}</h1>",
+             pd.DataFrame([summary_metrics(res)]).T.rename(columns={0: 'value'}).to_html(float_format='%.4f'),
+             '<h2>Per class</h2>', pd.DataFrame(res.metrics['per_class']).T.to_html(float_format='%.3f')]
+    if res.task == 'single_label':
+        parts += ['<h2>Confusion matrix</h2>', _fig_png(plot_confusion(res.confusion(), res.classes).figure),
+                  '<h2>Most confused</h2>', pd.DataFrame(res.most_confused()[:20], columns=['true', 'predicted', 'count']).to_html(index=False)]
+    parts += ['<h2>Top losses</h2>', _fig_png(plot_top_losses(res, 9)) if res.task == 'single_label' else top_losses(res, 20).to_html(index=False)]
+    if res.errors: parts += ['<h2>Unreadable files</h2>', pd.DataFrame(res.errors, columns=['path', 'reason']).to_html(index=False)]
+    return '\n'.join(parts) + '</body></html>'

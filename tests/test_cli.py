@@ -8,7 +8,7 @@ IMGCLS = str(Path(sys.executable).parent/'imgcls')
 def run(*args, cwd=None):
     return subprocess.run([IMGCLS, *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=900)
 
-@pytest.mark.parametrize('cmd', [[], ['train'], ['predict'], ['demo']])
+@pytest.mark.parametrize('cmd', [[], ['train'], ['predict'], ['evaluate'], ['demo']])
 def test_help(cmd):
     r = run(*cmd, '--help')
     assert r.returncode == 0 and 'usage: imgcls' in r.stdout
