@@ -18,12 +18,13 @@ from .data import load_image, DataSource
 from .preprocess import PreprocessSpec
 
 # %% auto #0
-__all__ = ['BUNDLE_FORMAT', 'CONFIG', 'WEIGHTS', 'CARD', 'library_versions', 'dataset_summary', 'make_config', 'model_card',
-           'save_bundle', 'save_result', 'read_config', 'build_model', 'load_weights', 'Prediction', 'Classifier',
-           'load_bundle', 'update_config', 'fit_calibration', 'tune_thresholds']
+__all__ = ['BUNDLE_FORMAT', 'UNKNOWN', 'CONFIG', 'WEIGHTS', 'CARD', 'library_versions', 'dataset_summary', 'make_config',
+           'model_card', 'save_bundle', 'save_result', 'read_config', 'build_model', 'load_weights', 'Prediction',
+           'Classifier', 'load_bundle', 'update_config', 'fit_calibration', 'tune_thresholds', 'set_unknown_threshold']
 
-# %% ../nbs/07_bundle.ipynb #aa71af55
+# %% ../nbs/07_bundle.ipynb #777e2f4b
 BUNDLE_FORMAT = 1
+UNKNOWN = 'unknown' # Label of single-label predictions below the bundle's unknown threshold
 CONFIG, WEIGHTS, CARD = 'config.json', 'weights.safetensors', 'model_card.md'
 
 def library_versions() -> dict:
@@ -129,7 +130,7 @@ class Prediction:
     labels:list=field(default_factory=list) # Multi-label: all classes above their threshold
     error:str|None=None # Why the input could not be classified
 
-# %% ../nbs/07_bundle.ipynb #1958eb3e
+# %% ../nbs/07_bundle.ipynb #f52c65d7
 class Classifier:
     "A trained model with its preprocessing, classes and decision rules"
     def __init__(self, model:torch.nn.Module, cfg:dict, path=None, device:str|None=None):
@@ -140,6 +141,8 @@ class Classifier:
         if self.device == 'cpu': self.model = self.model.to(memory_format=torch.channels_last)
     @property
     def temperature(self) -> float: return float(self.cfg.get('temperature') or 1.0)
+    @property
+    def unknown_threshold(self) -> float|None: return self.cfg.get('unknown_threshold')
     @property
     def thresholds(self) -> np.ndarray:
         t = self.cfg.get('thresholds')
@@ -165,7 +168,7 @@ def predict_arrays(self:Classifier, x:np.ndarray) -> np.ndarray:
     p = torch.sigmoid(logits) if self.task == 'multi_label' else torch.softmax(logits, -1)
     return p.cpu().numpy()
 
-# %% ../nbs/07_bundle.ipynb #1a122f14
+# %% ../nbs/07_bundle.ipynb #2fb19f8a
 def _name(x, i):
     return str(x) if isinstance(x, (str, Path)) else f'<image {i}>'
 
@@ -180,7 +183,8 @@ def _prediction(self:Classifier, name, p:np.ndarray, top_k:int) -> Prediction:
     if self.task == 'multi_label':
         on = [c for c,pi,t in zip(self.classes, p, self.thresholds) if pi >= t]
         return Prediction(name, ';'.join(on), float(p.max()), top, on)
-    return Prediction(name, top[0][0], top[0][1], top)
+    t = self.unknown_threshold
+    return Prediction(name, UNKNOWN if t is not None and top[0][1] < t else top[0][0], top[0][1], top)
 
 # %% ../nbs/07_bundle.ipynb #701324f2
 @patch
@@ -246,4 +250,18 @@ def tune_thresholds(path, data, target_precision:float|None=None) -> list:
     res = evaluate(clf, data)
     t = [_best_threshold(res.targets[:, i], res.probs[:, i], target_precision) for i in range(len(clf.classes))]
     update_config(path, thresholds=t, threshold_tuning=dict(target_precision=target_precision, n=len(res.targets)))
+    return t
+
+# %% ../nbs/07_bundle.ipynb #2813aa7e
+def set_unknown_threshold(path, data, coverage:float|None=None, precision:float|None=None, class_map:dict|None=None) -> float:
+    "Choose a single-label bundle's unknown threshold on `data` (after any calibration) and store it"
+    from imgcls_nb.evaluate import evaluate, choose_unknown_threshold
+    clf = load_bundle(path)
+    if clf.task != 'single_label': raise BundleError(f"{path}: the unknown threshold is for single-label bundles")
+    clf.cfg['unknown_threshold'] = None
+    res = evaluate(clf, data, class_map)
+    t = choose_unknown_threshold(res.probs, res.targets, coverage, precision)
+    kept = res.probs.max(1) >= t
+    update_config(path, unknown_threshold=t, unknown_rejection=dict(coverage_target=coverage, precision_target=precision,
+        coverage=float(kept.mean()), precision=float((res.preds[kept] == res.targets[kept]).mean()) if kept.any() else None))
     return t

@@ -14,8 +14,8 @@ from .core import *
 
 # %% auto #0
 __all__ = ['single_label_metrics', 'multi_label_metrics', 'confusion', 'most_confused', 'plot_confusion',
-           'expected_calibration_error', 'fit_temperature', 'apply_temperature', 'check_classes', 'EvalResult',
-           'top_losses', 'plot_top_losses', 'evaluate', 'summary_metrics', 'report_html']
+           'expected_calibration_error', 'fit_temperature', 'apply_temperature', 'choose_unknown_threshold',
+           'check_classes', 'EvalResult', 'top_losses', 'plot_top_losses', 'evaluate', 'summary_metrics', 'report_html']
 
 # %% ../nbs/06_evaluate.ipynb #412bb065
 def _per_class(y, pred, classes, labels):
@@ -121,7 +121,22 @@ def apply_temperature(probs, t:float) -> np.ndarray:
     e = np.exp(z - z.max(1, keepdims=True))
     return e/e.sum(1, keepdims=True)
 
-# %% ../nbs/06_evaluate.ipynb #7703fafa
+# %% ../nbs/06_evaluate.ipynb #15da72b7
+def choose_unknown_threshold(probs, y, coverage:float|None=None, precision:float|None=None) -> float:
+    "Top-probability threshold keeping `coverage` of the images, or reaching `precision` on those kept"
+    if (coverage is None) == (precision is None): raise ValueError("give exactly one of coverage= or precision=")
+    conf = np.asarray(probs, np.float64).max(1)
+    if coverage is not None:
+        k = int(round(coverage*len(conf)))
+        return float(np.sort(conf)[::-1][k - 1]) if k > 0 else float(conf.max()) + 1e-9
+    order = np.argsort(-conf)
+    right = (np.asarray(probs).argmax(1) == np.asarray(y))[order]
+    prec = np.cumsum(right)/np.arange(1, len(right) + 1)
+    ok = np.flatnonzero(prec >= precision)
+    if not len(ok): return float(conf[order[0]]) + 1e-9  # no threshold reaches it: reject everything
+    return float(conf[order[ok[-1]]])
+
+# %% ../nbs/06_evaluate.ipynb #e1dcda57
 def check_classes(data_classes, bundle_classes, class_map:dict|None=None) -> dict:
     "Map data class names onto bundle class indices, or raise `DataError` naming the mismatch"
     class_map = class_map or {}
@@ -132,7 +147,7 @@ def check_classes(data_classes, bundle_classes, class_map:dict|None=None) -> dic
                         "Rename them, drop them, or pass class_map={'data name': 'bundle name'}")
     return {c: idx[class_map.get(c, c)] for c in data_classes}
 
-# %% ../nbs/06_evaluate.ipynb #a94e5f81
+# %% ../nbs/06_evaluate.ipynb #1ced4753
 @dataclass
 class EvalResult:
     "Metrics and per-image predictions of a classifier on an evaluation set"
@@ -149,7 +164,7 @@ class EvalResult:
     def confusion(self, normalize=False): return confusion(self.targets, self.preds, len(self.classes), normalize)
     def most_confused(self, min_count=1): return most_confused(self.confusion(), self.classes, min_count)
 
-# %% ../nbs/06_evaluate.ipynb #30ea6b5d
+# %% ../nbs/06_evaluate.ipynb #43a42fcd
 def top_losses(res:EvalResult, k:int=9) -> pd.DataFrame:
     "The `k` images with the highest loss: confidently wrong first"
     if res.task == 'multi_label':
@@ -173,7 +188,7 @@ def plot_top_losses(res:EvalResult, k:int=9, ncols:int=3):
         ax.imshow(load_image(r.path)); ax.set_title(f"{r.true} / {r.pred}\n{r.prob:.2f}", fontsize=9)
     return fig
 
-# %% ../nbs/06_evaluate.ipynb #676f043f
+# %% ../nbs/06_evaluate.ipynb #6f05d243
 def evaluate(clf, # A `Classifier` (see `load_bundle`)
              data, # A `DataSource`
              class_map:dict|None=None, # Data class name -> bundle class name
@@ -198,7 +213,7 @@ def evaluate(clf, # A `Classifier` (see `load_bundle`)
     errors = [(p.source, p.error) for p in preds if p.error is not None]
     return EvalResult(m, probs, y, [df.path.iloc[i] for i in ok], clf.classes, clf.task, errors)
 
-# %% ../nbs/06_evaluate.ipynb #c031c32b
+# %% ../nbs/06_evaluate.ipynb #5461e26e
 def _fig_png(fig) -> str:
     import base64, io
     import matplotlib.pyplot as plt
@@ -209,7 +224,7 @@ def summary_metrics(res:EvalResult) -> dict:
     "The scalar metrics of a result (no per-class table)"
     return {k:v for k,v in res.metrics.items() if not isinstance(v, (dict, list))}
 
-# %% ../nbs/06_evaluate.ipynb #1456b154
+# %% ../nbs/06_evaluate.ipynb #832f765c
 def report_html(res:EvalResult, title:str='Evaluation report') -> str:
     "A self-contained HTML report of an `EvalResult`"
     import html, matplotlib
