@@ -186,7 +186,20 @@ def _prediction(self:Classifier, name, p:np.ndarray, top_k:int) -> Prediction:
     t = self.unknown_threshold
     return Prediction(name, UNKNOWN if t is not None and top[0][1] < t else top[0][0], top[0][1], top)
 
-# %% ../nbs/07_bundle.ipynb #701324f2
+# %% ../nbs/07_bundle.ipynb #2fde6df5
+@patch
+def predict_proba(self:Classifier, inputs:list, # Paths, PIL images or bytes
+                  bs:int=32, # Batch size
+                 ):
+    "Probabilities (n, n_classes), NaN rows for inputs that cannot be decoded, and each input's error (None when fine)"
+    probs, errors = np.full((len(inputs), len(self.classes)), np.nan, np.float32), [None]*len(inputs)
+    for s in range(0, len(inputs), bs):
+        dec = [_decode(x, _name(x, s + i), self.spec) for i,x in enumerate(inputs[s:s + bs])]
+        ok = [i for i,(a,_) in enumerate(dec) if a is not None]
+        if ok: probs[[s + i for i in ok]] = self.predict_arrays(np.stack([dec[i][0] for i in ok]))
+        for i,(_,e) in enumerate(dec): errors[s + i] = e
+    return probs, errors
+
 @patch
 def predict(self:Classifier, inputs, # A path, PIL image or bytes, or a list of them
             top_k:int=1, # How many classes to list per input
@@ -195,14 +208,9 @@ def predict(self:Classifier, inputs, # A path, PIL image or bytes, or a list of 
     "Classify images; one `Prediction` per input (a single input gives a single `Prediction`)"
     single = not isinstance(inputs, (list, tuple))
     items = [inputs] if single else list(inputs)
-    out = []
-    for s in range(0, len(items), bs):
-        names = [_name(x, s + i) for i,x in enumerate(items[s:s + bs])]
-        dec = [_decode(x, n, self.spec) for x,n in zip(items[s:s + bs], names)]
-        ok = [i for i,(a,_) in enumerate(dec) if a is not None]
-        probs = self.predict_arrays(np.stack([dec[i][0] for i in ok])) if ok else []
-        by = dict(zip(ok, probs))
-        out += [self._prediction(n, by[i], top_k) if i in by else Prediction(n, error=dec[i][1]) for i,n in enumerate(names)]
+    probs, errors = self.predict_proba(items, bs)
+    out = [Prediction(_name(x, i), error=e) if e else self._prediction(_name(x, i), p, top_k)
+           for i,(x,p,e) in enumerate(zip(items, probs, errors))]
     return out[0] if single else out
 
 # %% ../nbs/07_bundle.ipynb #fc7ae591

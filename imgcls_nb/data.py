@@ -231,7 +231,7 @@ def _finish(rows:pd.DataFrame, bad:list, task, root, valid_pct, seed, check, wor
     for r in bad.itertuples(): get_logger().warning(f"{r.path}: {r.reason}; skipped")
     return DataSource(rows.reset_index(drop=True), classes, task, bad, str(root) if root else None)
 
-# %% ../nbs/01_data.ipynb #482f3d93
+# %% ../nbs/01_data.ipynb #e25089de
 def from_df(df:pd.DataFrame, # One row per image
             path_col:str='path', # Column with the image path (absolute, or relative to `root`)
             label_col:str='label', # Column with the label(s)
@@ -247,13 +247,13 @@ def from_df(df:pd.DataFrame, # One row per image
     _check_columns(df, [path_col, label_col, valid_col], 'DataFrame')
     root = Path(root) if root is not None else None
     rows, bad = [], []
-    for r in df.itertuples(index=False):
-        r = r._asdict() if hasattr(r, '_asdict') else dict(zip(df.columns, r))
-        p = Path(str(r[path_col])).expanduser()
+    valids = df[valid_col] if valid_col else [None]*len(df)
+    for path, label, v in zip(df[path_col], df[label_col], valids):
+        p = Path(str(path)).expanduser()
         p = str(p if p.is_absolute() or root is None else root/p)
-        labels = _parse_labels(r[label_col], label_delim)
+        labels = _parse_labels(label, label_delim)
         if labels is None: bad.append((p, f'no label in column {label_col!r}')); continue
-        valid = (str(r[valid_col]).strip().lower() in _TRUE) if valid_col else None
+        valid = (str(v).strip().lower() in _TRUE) if valid_col else None
         rows.append((p, labels, valid))
     rows = pd.DataFrame(rows, columns=['path', 'labels', 'is_valid'])
     task = 'multi_label' if label_delim is not None else 'single_label'
@@ -352,7 +352,7 @@ def dataset_report(src:DataSource) -> DatasetReport:
     dups, pairs = _duplicates(src.items)
     return DatasetReport(src.task, counts, ratio, sizes, modes, src.bad_files, dups, pairs)
 
-# %% ../nbs/01_data.ipynb #0327a0c4
+# %% ../nbs/01_data.ipynb #90efcbe7
 def _summary_lines(r:DatasetReport):
     yield f"task: {r.task}; {human_count(len(r.class_counts), 'class')}; imbalance ratio {r.imbalance_ratio:.1f}"
     yield f"images: {r.class_counts.train.sum() if r.task == 'single_label' else '-'} train labels, " \
@@ -370,11 +370,4 @@ def summary(self:DatasetReport) -> str:
     return '\n'.join(_summary_lines(self))
 
 @patch
-def _repr_markdown_(self:DatasetReport):
-    return '```\n' + self.summary() + '\n```\n\n' + self.class_counts.to_markdown() if _has_tabulate() else '```\n' + self.summary() + '\n```'
-
-def _has_tabulate():
-    try: import tabulate; return True
-    except ImportError: return False
-
-DatasetReport.__repr__ = lambda self: self.summary()
+def __repr__(self:DatasetReport): return self.summary()

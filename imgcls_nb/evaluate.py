@@ -188,7 +188,7 @@ def plot_top_losses(res:EvalResult, k:int=9, ncols:int=3):
         ax.imshow(load_image(r.path)); ax.set_title(f"{r.true} / {r.pred}\n{r.prob:.2f}", fontsize=9)
     return fig
 
-# %% ../nbs/06_evaluate.ipynb #6f05d243
+# %% ../nbs/06_evaluate.ipynb #22c6931e
 def evaluate(clf, # A `Classifier` (see `load_bundle`)
              data, # A `DataSource`
              class_map:dict|None=None, # Data class name -> bundle class name
@@ -197,9 +197,9 @@ def evaluate(clf, # A `Classifier` (see `load_bundle`)
     "Run `clf` over the validation images of `data` (all images if it has none) and compute the task's metrics"
     df = data.valid if len(data.valid) else data.items
     cmap = check_classes(data.classes, clf.classes, class_map)
-    preds = clf.predict(list(df.path), top_k=len(clf.classes), bs=bs)
-    ok = [i for i,p in enumerate(preds) if p.error is None]
-    probs = np.array([[dict(preds[i].top_k)[c] for c in clf.classes] for i in ok])
+    all_probs, errs = clf.predict_proba(list(df.path), bs)
+    ok = [i for i,e in enumerate(errs) if e is None]
+    probs = all_probs[ok].astype(np.float64)
     labels = [df.labels.iloc[i] for i in ok]
     if clf.task == 'multi_label':
         y = np.zeros((len(ok), len(clf.classes)), int)
@@ -210,7 +210,7 @@ def evaluate(clf, # A `Classifier` (see `load_bundle`)
         m = single_label_metrics(probs, y, clf.classes)
         m.update(temperature=clf.temperature, ece_after=expected_calibration_error(probs, y),
                  ece_before=expected_calibration_error(apply_temperature(probs, 1/clf.temperature), y))
-    errors = [(p.source, p.error) for p in preds if p.error is not None]
+    errors = [(p, e) for p,e in zip(df.path, errs) if e is not None]
     return EvalResult(m, probs, y, [df.path.iloc[i] for i in ok], clf.classes, clf.task, errors)
 
 # %% ../nbs/06_evaluate.ipynb #5461e26e

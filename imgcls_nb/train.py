@@ -93,7 +93,7 @@ def make_dataloaders(src:DataSource, spec:PreprocessSpec,
     dl_tr = DataLoader(tr, bs, shuffle=sampler is None, sampler=sampler, drop_last=len(tr) > bs, generator=g, **kw)
     return DataLoaders(dl_tr, DataLoader(va, bs*2, **kw), spec, src)
 
-# %% ../nbs/05_train.ipynb #f5be8c60
+# %% ../nbs/05_train.ipynb #b314e6ae
 def _prep(xb, device, channels_last):
     xb = xb.to(device, non_blocking=True)
     return xb.contiguous(memory_format=torch.channels_last) if channels_last else xb
@@ -110,9 +110,9 @@ def get_preds(model, dl, task='single_label', device='cpu', channels_last=False,
     for b in dl:
         if b is None: continue
         xb, yb = b
-        out = model(_prep(xb, device, channels_last)).float().cpu()
-        if loss_fn is not None: tot += loss_fn(out, yb).item()*len(yb); n += len(yb)
-        probs.append(activation(out, task)); ys.append(yb)
+        out = model(_prep(xb, device, channels_last)).float()
+        if loss_fn is not None: tot += loss_fn(out, yb.to(device)).item()*len(yb); n += len(yb)
+        probs.append(activation(out, task).cpu()); ys.append(yb)
     return torch.cat(probs), torch.cat(ys), (tot/n if n else float('nan'))
 
 # %% ../nbs/05_train.ipynb #78749f0d
@@ -192,12 +192,11 @@ def _train_epoch(self:Trainer, opt, sched, desc:str) -> float:
         tot += loss.item()*len(xb); n += len(xb)
     return tot/max(n, 1)
 
-# %% ../nbs/05_train.ipynb #3c68fcb6
+# %% ../nbs/05_train.ipynb #906ffba6
 @patch
 def validate(self:Trainer) -> dict:
     "Validation loss and the quick metric"
-    p, y, loss = get_preds(self.model, self.dls.valid, self.task, self.device, self.channels_last, self.loss_fn.cpu())
-    self.loss_fn.to(self.device)
+    p, y, loss = get_preds(self.model, self.dls.valid, self.task, self.device, self.channels_last, self.loss_fn.to(self.device))
     return dict(valid_loss=loss, **quick_metrics(p, y, self.task))
 
 # %% ../nbs/05_train.ipynb #c11e999a
@@ -274,7 +273,7 @@ def fit(self:Trainer, epochs:int, lrs, phase:str='train', groups:list|None=None)
         if stop: get_logger().info(f"early stopping: no improvement in {self.monitor} for {self.patience} epochs"); break
     return self
 
-# %% ../nbs/05_train.ipynb #30433902
+# %% ../nbs/05_train.ipynb #8bc0b1db
 @patch
 def _restore_phase(self:Trainer, ck:dict, opt, sched, epochs:int):
     "Bring back the optimiser and schedule of an interrupted phase (a changed epoch count re-plans the schedule)"
@@ -293,9 +292,8 @@ def restore_best(self:Trainer):
     if self.best_state is not None: self.model.load_state_dict(self.best_state)
     return self
 
-@property
-def _history_df(self): return pd.DataFrame(self.history)
-Trainer.history_df = _history_df
+@patch(as_prop=True)
+def history_df(self:Trainer) -> pd.DataFrame: return pd.DataFrame(self.history)
 
 # %% ../nbs/05_train.ipynb #5fc37925
 def discriminative_lrs(lr:float, n:int, lr_mult:float=10) -> list:

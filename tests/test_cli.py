@@ -37,7 +37,7 @@ def test_predict_folder_and_bad_file(tiny_bundle, fm, tmp_path):
     assert list(df.columns) == ['path', 'label', 'score', 'error', 'top1_label', 'top1_score', 'top2_label', 'top2_score']
     assert len(df) == 22 and (df.error != '').sum() == 1
     bad = df[df.path.str.endswith('broken.jpg')].iloc[0]
-    assert bad.label == '' and 'truncated' in bad.error or 'corrupt' in bad.error
+    assert bad.label == '' and ('truncated' in bad.error or 'corrupt' in bad.error)
     assert 'could not be read' in r.stderr
 
 def test_predict_to_stdout(tiny_bundle, fm):
