@@ -66,25 +66,26 @@ def cmd_train(a):
     save_result(res, a.out)
     print(f"saved bundle to {a.out} ({', '.join(f'{k} {v}' for k,v in res.metrics.items())}; {res.seconds:.0f} s)")
 
-# %% ../nbs/12_cli.ipynb #7742581e
+# %% ../nbs/12_cli.ipynb #7ecb4917
 def cmd_predict(a):
     "Classify files and folders with a bundle"
     from imgcls_nb.bundle import load_bundle
     clf = load_bundle(a.bundle)
     paths = collect_inputs(a.inputs)
-    preds = clf.predict(paths, top_k=max(1, a.top_k), bs=a.batch_size)
+    preds = clf.predict(paths, top_k=max(1, a.top_k), bs=a.batch_size, tta=a.tta)
     write_predictions(preds, a.out or sys.stdout, a.top_k)
     bad = sum(p.error is not None for p in preds)
     msg = f"classified {len(preds) - bad:,} of {len(preds):,} images" + (f"; {bad:,} could not be read (see the error column)" if bad else '')
     print(msg + (f"; wrote {a.out}" if a.out else ''), file=sys.stderr)
 
-# %% ../nbs/12_cli.ipynb #b7a15153
+# %% ../nbs/12_cli.ipynb #86e7742f
 def cmd_evaluate(a):
     "Evaluate a bundle on a labelled folder"
     import json
-    from imgcls_nb.bundle import load_bundle
+    from imgcls_nb.bundle import load_bundle, record_evaluation
     from imgcls_nb.evaluate import evaluate, report_html, summary_metrics
-    res = evaluate(load_bundle(a.bundle), from_folder(a.data, valid_pct=0.0))
+    res = evaluate(load_bundle(a.bundle), from_folder(a.data, valid_pct=0.0), tta=a.tta)
+    if a.record: record_evaluation(a.bundle, res, str(a.data))
     if a.report: atomic_write_text(a.report, report_html(res, f"{Path(a.bundle).name} on {a.data}"))
     if a.json: print(json.dumps(res.metrics, indent=2))
     else: print(', '.join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k,v in summary_metrics(res).items()))
@@ -144,7 +145,7 @@ def _train_parser(sub):
     p.add_argument('--resume', action='store_true', help='resume from --ckpt-dir/last.pt')
     p.set_defaults(func=cmd_train)
 
-# %% ../nbs/12_cli.ipynb #9509ec3a
+# %% ../nbs/12_cli.ipynb #77846e74
 def _predict_parser(sub):
     p = sub.add_parser('predict', help='classify image files and folders with a bundle',
         description='Classify images with a bundle. INPUTS are files or folders (walked recursively for every image format Pillow reads). '
@@ -154,6 +155,7 @@ def _predict_parser(sub):
     p.add_argument('--out', help='CSV file to write (default: standard output)')
     p.add_argument('--top-k', type=int, default=1, help='also list the K best classes (default 1)')
     p.add_argument('--batch-size', type=int, default=32)
+    p.add_argument('--tta', action='store_true', help='test-time augmentation: average with the mirrored image')
     p.set_defaults(func=cmd_predict)
 
 def _evaluate_parser(sub):
@@ -163,6 +165,8 @@ def _evaluate_parser(sub):
     p.add_argument('bundle', help='bundle folder'); p.add_argument('data', help='labelled image folder')
     p.add_argument('--json', action='store_true', help='print the metrics as JSON')
     p.add_argument('--report', help='HTML report file to write')
+    p.add_argument('--tta', action='store_true', help='test-time augmentation: average with the mirrored image')
+    p.add_argument('--record', action='store_true', help="store the numbers in the bundle's config.json and model_card.md")
     p.set_defaults(func=cmd_evaluate)
 
 def _demo_parser(sub):

@@ -14,8 +14,9 @@ from .core import *
 
 # %% auto #0
 __all__ = ['single_label_metrics', 'multi_label_metrics', 'confusion', 'most_confused', 'plot_confusion',
-           'expected_calibration_error', 'fit_temperature', 'apply_temperature', 'choose_unknown_threshold',
-           'check_classes', 'EvalResult', 'top_losses', 'plot_top_losses', 'evaluate', 'summary_metrics', 'report_html']
+           'expected_calibration_error', 'reliability_curve', 'plot_reliability', 'fit_temperature',
+           'apply_temperature', 'choose_unknown_threshold', 'check_classes', 'EvalResult', 'top_losses',
+           'plot_top_losses', 'evaluate', 'summary_metrics', 'report_html']
 
 # %% ../nbs/06_evaluate.ipynb #412bb065
 def _per_class(y, pred, classes, labels):
@@ -103,7 +104,28 @@ def expected_calibration_error(probs, y, n_bins:int=15) -> float:
     bins = np.minimum((conf*n_bins).astype(int), n_bins - 1)
     return float(sum(abs(right[bins == b].mean() - conf[bins == b].mean())*(bins == b).mean() for b in np.unique(bins)))
 
-# %% ../nbs/06_evaluate.ipynb #5acadf24
+# %% ../nbs/06_evaluate.ipynb #9dae8269
+def reliability_curve(probs, y, n_bins:int=15) -> pd.DataFrame:
+    "Per confidence bin: mean confidence, accuracy and image count (empty bins left out)"
+    probs, y = np.asarray(probs, np.float64), np.asarray(y)
+    conf, right = probs.max(1), probs.argmax(1) == y
+    bins = np.minimum((conf*n_bins).astype(int), n_bins - 1)
+    rows = [((b + .5)/n_bins, conf[bins == b].mean(), right[bins == b].mean(), int((bins == b).sum())) for b in np.unique(bins)]
+    return pd.DataFrame(rows, columns=['bin_center', 'confidence', 'accuracy', 'count'])
+
+def plot_reliability(probs, y, calibrated=None, n_bins:int=15, ax=None):
+    "Reliability diagram of `probs` (and of `calibrated` probabilities, when given)"
+    import matplotlib.pyplot as plt
+    if ax is None: _, ax = plt.subplots(figsize=(4.5, 4.5))
+    ax.plot([0, 1], [0, 1], 'k:', lw=1, label='perfect')
+    for pr, name in [(probs, 'before'), (calibrated, 'after')]:
+        if pr is None: continue
+        rc = reliability_curve(pr, y, n_bins)
+        ax.plot(rc.confidence, rc.accuracy, 'o-', label=f"{name} (ECE {expected_calibration_error(pr, y, n_bins):.3f})")
+    ax.set_xlabel('confidence'); ax.set_ylabel('accuracy'); ax.set_xlim(0, 1); ax.set_ylim(0, 1); ax.legend(loc='upper left')
+    return ax
+
+# %% ../nbs/06_evaluate.ipynb #e05a26cc
 def fit_temperature(probs_or_logits, y, from_probs:bool=True) -> float:
     "The temperature minimising the negative log-likelihood of `y` (single-label)"
     from scipy.optimize import minimize_scalar
@@ -121,7 +143,7 @@ def apply_temperature(probs, t:float) -> np.ndarray:
     e = np.exp(z - z.max(1, keepdims=True))
     return e/e.sum(1, keepdims=True)
 
-# %% ../nbs/06_evaluate.ipynb #15da72b7
+# %% ../nbs/06_evaluate.ipynb #4419d506
 def choose_unknown_threshold(probs, y, coverage:float|None=None, precision:float|None=None) -> float:
     "Top-probability threshold keeping `coverage` of the images, or reaching `precision` on those kept"
     if (coverage is None) == (precision is None): raise ValueError("give exactly one of coverage= or precision=")
@@ -136,7 +158,7 @@ def choose_unknown_threshold(probs, y, coverage:float|None=None, precision:float
     if not len(ok): return float(conf[order[0]]) + 1e-9  # no threshold reaches it: reject everything
     return float(conf[order[ok[-1]]])
 
-# %% ../nbs/06_evaluate.ipynb #e1dcda57
+# %% ../nbs/06_evaluate.ipynb #2d3593bf
 def check_classes(data_classes, bundle_classes, class_map:dict|None=None) -> dict:
     "Map data class names onto bundle class indices, or raise `DataError` naming the mismatch"
     class_map = class_map or {}
@@ -147,7 +169,7 @@ def check_classes(data_classes, bundle_classes, class_map:dict|None=None) -> dic
                         "Rename them, drop them, or pass class_map={'data name': 'bundle name'}")
     return {c: idx[class_map.get(c, c)] for c in data_classes}
 
-# %% ../nbs/06_evaluate.ipynb #1ced4753
+# %% ../nbs/06_evaluate.ipynb #c77be676
 @dataclass
 class EvalResult:
     "Metrics and per-image predictions of a classifier on an evaluation set"
@@ -164,7 +186,7 @@ class EvalResult:
     def confusion(self, normalize=False): return confusion(self.targets, self.preds, len(self.classes), normalize)
     def most_confused(self, min_count=1): return most_confused(self.confusion(), self.classes, min_count)
 
-# %% ../nbs/06_evaluate.ipynb #43a42fcd
+# %% ../nbs/06_evaluate.ipynb #39aedc6d
 def top_losses(res:EvalResult, k:int=9) -> pd.DataFrame:
     "The `k` images with the highest loss: confidently wrong first"
     if res.task == 'multi_label':
@@ -188,16 +210,17 @@ def plot_top_losses(res:EvalResult, k:int=9, ncols:int=3):
         ax.imshow(load_image(r.path)); ax.set_title(f"{r.true} / {r.pred}\n{r.prob:.2f}", fontsize=9)
     return fig
 
-# %% ../nbs/06_evaluate.ipynb #22c6931e
+# %% ../nbs/06_evaluate.ipynb #612d8d69
 def evaluate(clf, # A `Classifier` (see `load_bundle`)
              data, # A `DataSource`
              class_map:dict|None=None, # Data class name -> bundle class name
              bs:int=64,
+             tta:bool=False, # Test-time augmentation: average with the mirrored images
             ) -> EvalResult:
     "Run `clf` over the validation images of `data` (all images if it has none) and compute the task's metrics"
     df = data.valid if len(data.valid) else data.items
     cmap = check_classes(data.classes, clf.classes, class_map)
-    all_probs, errs = clf.predict_proba(list(df.path), bs)
+    all_probs, errs = clf.predict_proba(list(df.path), bs, tta=tta)
     ok = [i for i,e in enumerate(errs) if e is None]
     probs = all_probs[ok].astype(np.float64)
     labels = [df.labels.iloc[i] for i in ok]
@@ -210,10 +233,11 @@ def evaluate(clf, # A `Classifier` (see `load_bundle`)
         m = single_label_metrics(probs, y, clf.classes)
         m.update(temperature=clf.temperature, ece_after=expected_calibration_error(probs, y),
                  ece_before=expected_calibration_error(apply_temperature(probs, 1/clf.temperature), y))
+    m['tta'] = tta
     errors = [(p, e) for p,e in zip(df.path, errs) if e is not None]
     return EvalResult(m, probs, y, [df.path.iloc[i] for i in ok], clf.classes, clf.task, errors)
 
-# %% ../nbs/06_evaluate.ipynb #5461e26e
+# %% ../nbs/06_evaluate.ipynb #463bd899
 def _fig_png(fig) -> str:
     import base64, io
     import matplotlib.pyplot as plt
@@ -224,16 +248,17 @@ def summary_metrics(res:EvalResult) -> dict:
     "The scalar metrics of a result (no per-class table)"
     return {k:v for k,v in res.metrics.items() if not isinstance(v, (dict, list))}
 
-# %% ../nbs/06_evaluate.ipynb #832f765c
+# %% ../nbs/06_evaluate.ipynb #475de44e
 def report_html(res:EvalResult, title:str='Evaluation report') -> str:
     "A self-contained HTML report of an `EvalResult`"
     import html, matplotlib
     matplotlib.use('Agg', force=False)
     parts = [f"<html><head><meta charset='utf-8'><title>{html.escape(title)}</title></head><body><h1>{html.escape(title)}</h1>",
-             pd.DataFrame([summary_metrics(res)]).T.rename(columns={0: 'value'}).to_html(float_format='%.4f'),
+             pd.DataFrame({'value': {k: f"{v:.4f}" if isinstance(v, float) else str(v) for k,v in summary_metrics(res).items()}}).to_html(),
              '<h2>Per class</h2>', pd.DataFrame(res.metrics['per_class']).T.to_html(float_format='%.3f')]
     if res.task == 'single_label':
         parts += ['<h2>Confusion matrix</h2>', _fig_png(plot_confusion(res.confusion(), res.classes).figure),
+                  '<h2>Reliability</h2>', _fig_png(plot_reliability(res.probs, res.targets).figure),
                   '<h2>Most confused</h2>', pd.DataFrame(res.most_confused()[:20], columns=['true', 'predicted', 'count']).to_html(index=False)]
     parts += ['<h2>Top losses</h2>', _fig_png(plot_top_losses(res, 9)) if res.task == 'single_label' else top_losses(res, 20).to_html(index=False)]
     if res.errors: parts += ['<h2>Unreadable files</h2>', pd.DataFrame(res.errors, columns=['path', 'reason']).to_html(index=False)]
