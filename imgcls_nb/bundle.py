@@ -49,7 +49,7 @@ def make_config(arch:str, classes:list, task:str, spec:PreprocessSpec, temperatu
                 temperature=float(temperature), thresholds=thresholds, metrics=metrics or {}, training=training or {},
                 dataset=dataset or {}, versions=library_versions(), created=time.strftime('%Y-%m-%dT%H:%M:%S%z'))
 
-# %% ../nbs/07_bundle.ipynb #5e0f5a0e
+# %% ../nbs/07_bundle.ipynb #8b44d037
 def _card_lines(cfg:dict):
     tr, ds, m = cfg.get('training', {}), cfg.get('dataset', {}), cfg.get('metrics', {})
     yield f"# Model card: {cfg['arch']} ({cfg['task'].replace('_', '-')}, {len(cfg['classes'])} classes)\n"
@@ -91,7 +91,7 @@ def _evaluation_lines(cfg:dict):
         yield "## Decision thresholds\n\n" + _table({c: dict(threshold=t) for c,t in zip(cfg['classes'], cfg['thresholds'])}, ['threshold'])
     if cfg.get('unknown_threshold') is not None and rej:
         yield (f"## Unknown rejection\n\nPredictions with top probability below {cfg['unknown_threshold']:.3f} are `{UNKNOWN}`: "
-               f"on validation {rej['coverage']:.1%} of images were answered, {_fmt(rej.get('precision'))} of them correctly.\n")
+               f"on validation {rej['coverage']:.1%} of images were answered, {rej.get('precision') or 0:.1%} of them correctly.\n")
 
 def model_card(cfg:dict) -> str:
     "Markdown model card for a bundle config"
