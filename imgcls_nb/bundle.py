@@ -40,12 +40,13 @@ def dataset_summary(src:DataSource) -> dict:
     return dict(root=src.root, fingerprint=src.fingerprint(), n_train=len(src.train), n_valid=len(src.valid),
                 n_bad_files=len(src.bad_files), train_class_counts=counts)
 
-# %% ../nbs/07_bundle.ipynb #ed027ca6
+# %% ../nbs/07_bundle.ipynb #34229135
 def make_config(arch:str, classes:list, task:str, spec:PreprocessSpec, temperature:float=1.0,
-                thresholds:list|None=None, training:dict|None=None, dataset:dict|None=None, metrics:dict|None=None) -> dict:
+                thresholds:list|None=None, training:dict|None=None, dataset:dict|None=None, metrics:dict|None=None,
+                head:dict|None=None) -> dict:
     "The `config.json` content of a bundle"
     if task not in ('single_label', 'multi_label'): raise ValueError(f"task must be single_label or multi_label, not {task!r}")
-    return dict(format_version=BUNDLE_FORMAT, arch=arch, task=task, classes=list(classes), preprocess=spec.to_dict(),
+    return dict(format_version=BUNDLE_FORMAT, arch=arch, head=head, task=task, classes=list(classes), preprocess=spec.to_dict(),
                 temperature=float(temperature), thresholds=thresholds, metrics=metrics or {}, training=training or {},
                 dataset=dataset or {}, versions=library_versions(), created=time.strftime('%Y-%m-%dT%H:%M:%S%z'))
 
@@ -110,12 +111,12 @@ def save_bundle(path, # Bundle folder to (re)write
         (tmp/CARD).write_text(model_card(cfg))
     return Path(path)
 
-# %% ../nbs/07_bundle.ipynb #f3981555
+# %% ../nbs/07_bundle.ipynb #af14fcd9
 def save_result(result, path) -> Path:
     "Save a `TrainResult` from `train` as a bundle"
     training = {**result.config, 'seconds': result.seconds, 'history': result.history.to_dict('records')}
     cfg = make_config(result.arch, result.classes, result.task, result.spec, training=training,
-                      dataset=dataset_summary(result.source), metrics=result.metrics)
+                      dataset=dataset_summary(result.source), metrics=result.metrics, head=getattr(result.model, 'head_config', None))
     return save_bundle(path, result.model, cfg)
 
 # %% ../nbs/07_bundle.ipynb #ab02caf4
@@ -130,11 +131,16 @@ def read_config(path) -> dict:
         raise BundleError(f"{p}: bundle format {cfg.get('format_version')} is newer than this imgcls_nb ({__version__}) reads; upgrade imgcls_nb")
     return cfg
 
-# %% ../nbs/07_bundle.ipynb #dff8d594
+# %% ../nbs/07_bundle.ipynb #a4bbec2c
 def build_model(cfg:dict) -> torch.nn.Module:
     "The bare architecture of a bundle config (random weights)"
     import timm
-    return timm.create_model(cfg['arch'], pretrained=False, num_classes=len(cfg['classes']))
+    head, n = cfg.get('head') or {}, len(cfg['classes'])
+    if head.get('kind') == 'multi_scale':
+        from imgcls_nb.models import MultiScaleClassifier
+        return MultiScaleClassifier(timm.create_model(cfg['arch'], pretrained=False), n, head['stages'])
+    if head: raise BundleError(f"unknown head kind {head.get('kind')!r} in the bundle config; upgrade imgcls_nb")
+    return timm.create_model(cfg['arch'], pretrained=False, num_classes=n)
 
 def load_weights(path, model:torch.nn.Module) -> torch.nn.Module:
     "Load a bundle's `weights.safetensors` into `model`"

@@ -13,7 +13,7 @@ from .core import *
 from .data import from_folder, from_csv, dataset_report, sample_data
 
 # %% auto #0
-__all__ = ['cmd_train', 'cmd_predict', 'cmd_evaluate', 'run_demo', 'cmd_demo', 'make_parser', 'main']
+__all__ = ['cmd_train', 'cmd_predict', 'cmd_zeroshot', 'cmd_evaluate', 'run_demo', 'cmd_demo', 'make_parser', 'main']
 
 # %% ../nbs/12_cli.ipynb #b869856f
 def _source(a):
@@ -45,7 +45,17 @@ def cmd_predict(a):
     msg += f"; skipped {r['skipped']:,} already in {a.out}" if r['skipped'] else ''
     print(msg + (f"; wrote {a.out}" if a.out else ''), file=sys.stderr)
 
-# %% ../nbs/12_cli.ipynb #d1f655dc
+# %% ../nbs/12_cli.ipynb #29dde5e7
+def cmd_zeroshot(a):
+    "Classify images against free-text labels with a CLIP-family model"
+    from imgcls_nb.zeroshot import zeroshot_predict
+    r = zeroshot_predict(a.inputs, a.labels, a.model, a.templates, out=a.out, format=a.format, task=a.task, top_k=max(1, a.top_k),
+                         bs=a.batch_size, cache_dir=a.cache_dir, device=a.device, progress=a.out is not None and sys.stderr.isatty())
+    msg = f"classified {r['classified']:,} images zero-shot at {r['images_per_s']:.0f} images/s"
+    msg += f"; {r['unreadable']:,} could not be read (see the error column)" if r['unreadable'] else ''
+    print(msg + (f"; wrote {a.out}" if a.out else ''), file=sys.stderr)
+
+# %% ../nbs/12_cli.ipynb #b54a1bfb
 def cmd_evaluate(a):
     "Evaluate a bundle on a labelled folder"
     import json
@@ -57,7 +67,7 @@ def cmd_evaluate(a):
     if a.json: print(json.dumps(res.metrics, indent=2))
     else: print(', '.join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k,v in summary_metrics(res).items()))
 
-# %% ../nbs/12_cli.ipynb #55cd5bd7
+# %% ../nbs/12_cli.ipynb #f6bf9247
 def _write_rows(path, preds):
     "Write `Prediction`s as a CSV file, atomically"
     from imgcls_nb.predict import open_writer, prediction_row, row_fields
@@ -80,14 +90,14 @@ def run_demo(out='imgcls-demo', # Folder for the bundle and the predictions
     acc = sum(p.label == l[0] for p,l in zip(preds, src.valid.labels))/len(preds)
     return dict(accuracy=acc, n_valid=len(preds), seconds=time.time() - t0, train_seconds=res.seconds, bundle=str(bundle.resolve()))
 
-# %% ../nbs/12_cli.ipynb #3ddb6d07
+# %% ../nbs/12_cli.ipynb #5a6d7b2e
 def cmd_demo(a):
     "Run the demo and print its result"
     r = run_demo(a.out, a.epochs)
     print(f"demo: accuracy {r['accuracy']:.1%} on {r['n_valid']} held-out Fashion-MNIST images; "
           f"{r['seconds']:.0f} s in all ({r['train_seconds']:.0f} s training); bundle saved to {r['bundle']}")
 
-# %% ../nbs/12_cli.ipynb #069de63d
+# %% ../nbs/12_cli.ipynb #3eb16a2f
 def _train_parser(sub):
     p = sub.add_parser('train', help='fine-tune a pretrained backbone and save a bundle',
         description='Fine-tune a pretrained timm backbone on a folder of images (DATA/<class>/<image>, or DATA/train + DATA/valid) '
@@ -119,7 +129,7 @@ def _train_parser(sub):
     p.add_argument('--resume', action='store_true', help='resume from --ckpt-dir/last.pt')
     p.set_defaults(func=cmd_train)
 
-# %% ../nbs/12_cli.ipynb #7d5c1a94
+# %% ../nbs/12_cli.ipynb #823d6e25
 def _predict_parser(sub):
     p = sub.add_parser('predict', help='classify image files, folders, globs or CSV lists with a bundle',
         description='Classify images with a bundle. INPUTS are files, folders (walked recursively), glob patterns or CSV files with a '
@@ -137,6 +147,23 @@ def _predict_parser(sub):
     p.add_argument('--resume', action='store_true', help='skip inputs already in --out and append the rest')
     p.add_argument('--tta', action='store_true', help='test-time augmentation: average with the mirrored image')
     p.set_defaults(func=cmd_predict)
+
+def _zeroshot_parser(sub):
+    p = sub.add_parser('zeroshot', help='classify images against free-text labels with CLIP (no training)',
+        description='Zero-shot classification with a CLIP-family model from transformers: each label becomes text prompts '
+                    '(several templates, averaged), and each image gets the label whose text it matches best. Output rows as in '
+                    '`imgcls predict`. The model is a hub id (needs the network or the Hugging Face cache) or a local folder.')
+    p.add_argument('inputs', nargs='+', help='image files, folders, glob patterns and/or CSV files of paths')
+    p.add_argument('--labels', required=True, help='comma-separated labels, or a text file with one label per line')
+    p.add_argument('--model', default='openai/clip-vit-base-patch32', help='hub id or local folder (default openai/clip-vit-base-patch32)')
+    p.add_argument('--templates', help="text file with one prompt template per line, each with '{}' for the label")
+    p.add_argument('--task', choices=['single_label', 'multi_label'], default='single_label')
+    p.add_argument('--out', help='output file: .csv, .jsonl or .parquet (default: CSV on standard output)')
+    p.add_argument('--format', choices=['csv', 'jsonl', 'parquet'])
+    p.add_argument('--top-k', type=int, default=1); p.add_argument('--batch-size', type=int, default=32)
+    p.add_argument('--cache-dir', help='folder keeping text embeddings between runs')
+    p.add_argument('--device', help='torch device (default cpu)')
+    p.set_defaults(func=cmd_zeroshot)
 
 def _evaluate_parser(sub):
     p = sub.add_parser('evaluate', help='score a bundle on labelled images',
@@ -157,13 +184,13 @@ def _demo_parser(sub):
     p.add_argument('--epochs', type=int, help='unfrozen epochs (default: as imgcls train)')
     p.set_defaults(func=cmd_demo)
 
-# %% ../nbs/12_cli.ipynb #b444d82b
+# %% ../nbs/12_cli.ipynb #cff791bb
 def make_parser() -> argparse.ArgumentParser:
     "The `imgcls` argument parser"
     p = argparse.ArgumentParser(prog='imgcls', description='Image classification from the command line: train, predict, demo.')
     p.add_argument('--version', action='version', version=f'imgcls_nb {__version__}')
     sub = p.add_subparsers(dest='command', required=True)
-    for f in (_train_parser, _predict_parser, _evaluate_parser, _demo_parser): f(sub)
+    for f in (_train_parser, _predict_parser, _zeroshot_parser, _evaluate_parser, _demo_parser): f(sub)
     return p
 
 def main(argv=None) -> int:

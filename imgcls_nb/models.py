@@ -14,7 +14,8 @@ from .core import *
 
 # %% auto #0
 __all__ = ['DEFAULT_ARCH', 'WEIGHT_PACKAGES', 'remap_in_order', 'load_weights_file', 'package_weights_file', 'load_pretrained',
-           'create_model', 'imagenet_labels', 'head_params', 'param_groups', 'freeze', 'unfreeze', 'n_params']
+           'create_model', 'imagenet_labels', 'MultiScaleClassifier', 'create_multiscale', 'head_params',
+           'param_groups', 'freeze', 'unfreeze', 'n_params']
 
 # %% ../nbs/03_models.ipynb #de6cc1dd
 DEFAULT_ARCH = 'tf_efficientnet_lite0'
@@ -121,7 +122,32 @@ def imagenet_labels() -> list:
     info = ImageNetInfo()
     return [info.index_to_description(i) for i in range(1000)]
 
-# %% ../nbs/03_models.ipynb #e333e82d
+# %% ../nbs/03_models.ipynb #644991f6
+class MultiScaleClassifier(nn.Module):
+    "A timm backbone whose linear classifier reads pooled features of its last `stages` stages and its pre-logits"
+    def __init__(self, backbone:nn.Module, n_classes:int, stages:int=5):
+        super().__init__()
+        backbone.reset_classifier(0)
+        self.backbone, self.stages = backbone, stages
+        dims = [f['num_chs'] for f in backbone.feature_info[len(backbone.feature_info) - stages:]] + [backbone.num_features]
+        self.fc = nn.Linear(sum(dims), n_classes)
+        self.num_classes, self.num_features = n_classes, sum(dims)
+    @property
+    def head_config(self) -> dict: return dict(kind='multi_scale', stages=self.stages)
+    def features(self, x):
+        "Concatenated pooled features (N, num_features)"
+        if not self.stages: return self.backbone.forward_head(self.backbone.forward_features(x), pre_logits=True)
+        final, inter = self.backbone.forward_intermediates(x, indices=self.stages)
+        return torch.cat([t.mean((2, 3)) for t in inter] + [self.backbone.forward_head(final, pre_logits=True)], 1)
+    def forward(self, x): return self.fc(self.features(x))
+    def get_classifier(self): return self.fc
+
+# %% ../nbs/03_models.ipynb #525b0bc7
+def create_multiscale(arch:str=DEFAULT_ARCH, n_classes:int=1000, pretrained=True, stages:int=5) -> MultiScaleClassifier:
+    "A `MultiScaleClassifier` on a pretrained timm backbone (see `create_model` for `pretrained`)"
+    return MultiScaleClassifier(create_model(arch, None, pretrained), n_classes, stages)
+
+# %% ../nbs/03_models.ipynb #fd5cfa5b
 def _is_norm(m): return isinstance(m, (nn.modules.batchnorm._BatchNorm, nn.GroupNorm, nn.LayerNorm))
 
 def head_params(model:nn.Module) -> list:
@@ -137,7 +163,7 @@ def param_groups(model:nn.Module, n_body:int=2) -> list:
     chunks = [body[a:b] for a,b in zip([0] + cut[:-1], cut)]
     return [c for c in chunks if c] + [head_params(model)]
 
-# %% ../nbs/03_models.ipynb #52825c36
+# %% ../nbs/03_models.ipynb #90b5e0c7
 def freeze(model:nn.Module, train_bn:bool=True) -> nn.Module:
     "Train only the head (and, with `train_bn`, the normalisation layers)"
     for p in model.parameters(): p.requires_grad_(False)

@@ -66,12 +66,12 @@ def load_classifier(bundle, # Bundle folder
     from imgcls_nb.bundle import load_bundle
     return load_bundle(bundle, **kwargs)
 
-# %% ../nbs/09_predict.ipynb #17c67705
+# %% ../nbs/09_predict.ipynb #6ba5792e
 _worker_spec = None
 
-def _init_worker(spec:dict):
+def _init_worker(spec):
     global _worker_spec
-    _worker_spec = PreprocessSpec.from_dict(spec)
+    _worker_spec = spec
 
 def _prepare(paths:list, spec:PreprocessSpec|None=None):
     "Preprocessed arrays of the readable `paths` (or None) and every path's error (None when fine)"
@@ -99,12 +99,12 @@ def _prefetch(pool, batches, depth:int):
     while q:
         b0, f = q.popleft(); yield b0, f.result()
 
-# %% ../nbs/09_predict.ipynb #c3f4dcd3
-def _pool(workers:int, spec:PreprocessSpec):
+# %% ../nbs/09_predict.ipynb #2bc4d44a
+def _pool(workers:int, spec):
     "A process pool whose workers hold `spec` (fork on Linux: fast start, nothing to re-import)"
     import multiprocessing as mp
     ctx = mp.get_context('fork' if sys.platform.startswith('linux') else 'spawn')
-    return ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(spec.to_dict(),))
+    return ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(spec,))
 
 # %% ../nbs/09_predict.ipynb #6573e929
 def prediction_row(p, top_k:int=1) -> dict:
