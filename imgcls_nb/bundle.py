@@ -131,7 +131,7 @@ def read_config(path) -> dict:
         raise BundleError(f"{p}: bundle format {cfg.get('format_version')} is newer than this imgcls_nb ({__version__}) reads; upgrade imgcls_nb")
     return cfg
 
-# %% ../nbs/07_bundle.ipynb #a4bbec2c
+# %% ../nbs/07_bundle.ipynb #91cf748a
 def build_model(cfg:dict) -> torch.nn.Module:
     "The bare architecture of a bundle config (random weights)"
     import timm
@@ -139,6 +139,9 @@ def build_model(cfg:dict) -> torch.nn.Module:
     if head.get('kind') == 'multi_scale':
         from imgcls_nb.models import MultiScaleClassifier
         return MultiScaleClassifier(timm.create_model(cfg['arch'], pretrained=False), n, head['stages'])
+    if head.get('kind') == 'clip':
+        from imgcls_nb.ladder import ClipProbe
+        return ClipProbe(head['vision_config'], n)
     if head: raise BundleError(f"unknown head kind {head.get('kind')!r} in the bundle config; upgrade imgcls_nb")
     return timm.create_model(cfg['arch'], pretrained=False, num_classes=n)
 
@@ -273,12 +276,15 @@ def load_bundle(path, device:str|None=None) -> Classifier:
     cfg = read_config(path)
     return Classifier(load_weights(path, build_model(cfg)), cfg, Path(path), device)
 
-# %% ../nbs/07_bundle.ipynb #cd593453
+# %% ../nbs/07_bundle.ipynb #1e105144
 def update_config(path, **changes) -> dict:
     "Change fields of a bundle's config.json (and rebuild its model card), each file written atomically"
     cfg = {**read_config(path), **changes}
     atomic_write_text(Path(path)/CONFIG, json.dumps(cfg, indent=2, default=str))
     atomic_write_text(Path(path)/CARD, model_card(cfg))
+    if cfg.get('onnx') and set(changes) & {'temperature', 'thresholds', 'unknown_threshold'}:
+        from imgcls_nb.export import refresh_metadata
+        refresh_metadata(path)  # keep the decision rules inside the ONNX files in step with config.json
     return cfg
 
 # %% ../nbs/07_bundle.ipynb #afc962fc

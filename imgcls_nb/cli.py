@@ -13,7 +13,8 @@ from .core import *
 from .data import from_folder, from_csv, dataset_report, sample_data
 
 # %% auto #0
-__all__ = ['cmd_train', 'cmd_predict', 'cmd_zeroshot', 'cmd_evaluate', 'run_demo', 'cmd_demo', 'make_parser', 'main']
+__all__ = ['EXTRAS', 'cmd_train', 'cmd_predict', 'cmd_zeroshot', 'cmd_export', 'cmd_bench', 'cmd_evaluate', 'run_demo',
+           'cmd_demo', 'make_parser', 'missing_extra', 'main']
 
 # %% ../nbs/12_cli.ipynb #b869856f
 def _source(a):
@@ -55,7 +56,22 @@ def cmd_zeroshot(a):
     msg += f"; {r['unreadable']:,} could not be read (see the error column)" if r['unreadable'] else ''
     print(msg + (f"; wrote {a.out}" if a.out else ''), file=sys.stderr)
 
-# %% ../nbs/12_cli.ipynb #b54a1bfb
+# %% ../nbs/12_cli.ipynb #09f5031a
+def cmd_export(a):
+    "Export a bundle to ONNX (and int8), parity-checked"
+    from imgcls_nb.export import export_bundle
+    s = export_bundle(a.bundle, int8=a.int8, data=a.data, opset=a.opset, max_drop=a.max_drop, threads=a.threads)
+    print('\n'.join(f"{k}: {v}" for k,v in s.items()))
+
+def cmd_bench(a):
+    "Print the speed table of a bundle on this machine"
+    from imgcls_nb.predict import benchmark_bundle, iter_inputs
+    table, e2e = benchmark_bundle(a.bundle, list(iter_inputs(a.files)) if a.files else None, runs=a.runs, workers=a.workers)
+    print(table.to_string()); print()
+    print(f"end to end: predict_files over {e2e['files']} files on {e2e['backend']} with {e2e['workers']} decoding workers: "
+          f"{e2e['images_per_s']:.1f} images/s = {e2e['share']:.0%} of the model-only {e2e['model_only']:.1f}")
+
+# %% ../nbs/12_cli.ipynb #03bc636b
 def cmd_evaluate(a):
     "Evaluate a bundle on a labelled folder"
     import json
@@ -67,7 +83,7 @@ def cmd_evaluate(a):
     if a.json: print(json.dumps(res.metrics, indent=2))
     else: print(', '.join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k,v in summary_metrics(res).items()))
 
-# %% ../nbs/12_cli.ipynb #f6bf9247
+# %% ../nbs/12_cli.ipynb #7a1d9a59
 def _write_rows(path, preds):
     "Write `Prediction`s as a CSV file, atomically"
     from imgcls_nb.predict import open_writer, prediction_row, row_fields
@@ -90,14 +106,14 @@ def run_demo(out='imgcls-demo', # Folder for the bundle and the predictions
     acc = sum(p.label == l[0] for p,l in zip(preds, src.valid.labels))/len(preds)
     return dict(accuracy=acc, n_valid=len(preds), seconds=time.time() - t0, train_seconds=res.seconds, bundle=str(bundle.resolve()))
 
-# %% ../nbs/12_cli.ipynb #5a6d7b2e
+# %% ../nbs/12_cli.ipynb #ef21c27f
 def cmd_demo(a):
     "Run the demo and print its result"
     r = run_demo(a.out, a.epochs)
     print(f"demo: accuracy {r['accuracy']:.1%} on {r['n_valid']} held-out Fashion-MNIST images; "
           f"{r['seconds']:.0f} s in all ({r['train_seconds']:.0f} s training); bundle saved to {r['bundle']}")
 
-# %% ../nbs/12_cli.ipynb #3eb16a2f
+# %% ../nbs/12_cli.ipynb #31a0def1
 def _train_parser(sub):
     p = sub.add_parser('train', help='fine-tune a pretrained backbone and save a bundle',
         description='Fine-tune a pretrained timm backbone on a folder of images (DATA/<class>/<image>, or DATA/train + DATA/valid) '
@@ -129,7 +145,7 @@ def _train_parser(sub):
     p.add_argument('--resume', action='store_true', help='resume from --ckpt-dir/last.pt')
     p.set_defaults(func=cmd_train)
 
-# %% ../nbs/12_cli.ipynb #823d6e25
+# %% ../nbs/12_cli.ipynb #e1855b18
 def _predict_parser(sub):
     p = sub.add_parser('predict', help='classify image files, folders, globs or CSV lists with a bundle',
         description='Classify images with a bundle. INPUTS are files, folders (walked recursively), glob patterns or CSV files with a '
@@ -147,6 +163,28 @@ def _predict_parser(sub):
     p.add_argument('--resume', action='store_true', help='skip inputs already in --out and append the rest')
     p.add_argument('--tta', action='store_true', help='test-time augmentation: average with the mirrored image')
     p.set_defaults(func=cmd_predict)
+
+def _export_parser(sub):
+    p = sub.add_parser('export', help='export a bundle to ONNX (and int8), checked against PyTorch',
+        description='Write model.onnx into the bundle after ONNX Runtime has matched PyTorch on real validation images '
+                    '(top-1 agreement 100%, probabilities within 1e-4). With --int8 also write model.int8.onnx (static '
+                    'quantization calibrated on training images, the faster operator format on this machine); it becomes the '
+                    'default only if it loses at most --max-drop accuracy.')
+    p.add_argument('bundle', help='bundle folder')
+    p.add_argument('--int8', action='store_true', help='also quantize to int8')
+    p.add_argument('--data', help="labelled image folder for parity and int8 (default: the bundle's training folder)")
+    p.add_argument('--opset', type=int); p.add_argument('--threads', type=int)
+    p.add_argument('--max-drop', type=float, default=0.01, help='largest accuracy loss for int8 to become the default (default 0.01)')
+    p.set_defaults(func=cmd_export)
+
+def _bench_parser(sub):
+    p = sub.add_parser('bench', help='images/s of a bundle on this machine, per backend and end to end',
+        description='Model-only images/s for eager PyTorch, channels_last PyTorch, ONNX Runtime fp32 and int8 (when exported) at '
+                    'batch 1 and 32, then the end-to-end rate of `imgcls predict` over FILES.')
+    p.add_argument('bundle', help='bundle folder')
+    p.add_argument('files', nargs='*', help="image files/folders to decode (default: the sample data's validation images)")
+    p.add_argument('--runs', type=int, default=5); p.add_argument('--workers', type=int)
+    p.set_defaults(func=cmd_bench)
 
 def _zeroshot_parser(sub):
     p = sub.add_parser('zeroshot', help='classify images against free-text labels with CLIP (no training)',
@@ -184,14 +222,22 @@ def _demo_parser(sub):
     p.add_argument('--epochs', type=int, help='unfrozen epochs (default: as imgcls train)')
     p.set_defaults(func=cmd_demo)
 
-# %% ../nbs/12_cli.ipynb #cff791bb
+# %% ../nbs/12_cli.ipynb #f590f7aa
 def make_parser() -> argparse.ArgumentParser:
     "The `imgcls` argument parser"
     p = argparse.ArgumentParser(prog='imgcls', description='Image classification from the command line: train, predict, demo.')
     p.add_argument('--version', action='version', version=f'imgcls_nb {__version__}')
     sub = p.add_subparsers(dest='command', required=True)
-    for f in (_train_parser, _predict_parser, _zeroshot_parser, _evaluate_parser, _demo_parser): f(sub)
+    for f in (_train_parser, _predict_parser, _export_parser, _bench_parser, _zeroshot_parser, _evaluate_parser, _demo_parser): f(sub)
     return p
+
+EXTRAS = {'transformers': 'zeroshot', 'onnxruntime': 'runtime', 'pyarrow': 'parquet'}
+
+def missing_extra(e:ModuleNotFoundError) -> str|None:
+    "The install extra that provides the missing module of `e`, if it is one of ours"
+    name = (e.name or '').split('.')[0]
+    if name in EXTRAS: return EXTRAS[name]
+    return 'train' if name in ('torch', 'torchvision', 'timm', 'safetensors', 'sklearn', 'scipy', 'matplotlib', 'onnx', 'onnxscript', 'ipywidgets') else None
 
 def main(argv=None) -> int:
     "Entry point of the `imgcls` command"
@@ -199,6 +245,10 @@ def main(argv=None) -> int:
     try: a.func(a)
     except ImgclsError as e:
         print(f"imgcls {a.command}: error: {e}", file=sys.stderr)
+        return 1
+    except ModuleNotFoundError as e:
+        if (extra := missing_extra(e)) is None: raise
+        print(f"imgcls {a.command}: error: this needs {e.name}, which is not installed; pip install 'imgcls_nb[{extra}]'", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"imgcls {a.command}: interrupted", file=sys.stderr)

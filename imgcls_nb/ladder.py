@@ -13,8 +13,8 @@ from .core import *
 from .data import DataSource, from_folder
 
 # %% auto #0
-__all__ = ['pooled_features', 'extract_features', 'cached_features', 'fit_probe', 'compare', 'evaluate_any', 'disagreements',
-           'plot_comparison']
+__all__ = ['pooled_features', 'extract_features', 'cached_features', 'fit_probe', 'ClipProbe', 'spec_from_clip',
+           'clip_probe_model', 'compare', 'evaluate_any', 'disagreements', 'plot_comparison']
 
 # %% ../nbs/10b_ladder.ipynb #ef930b34
 def pooled_features(model, x:np.ndarray) -> np.ndarray:
@@ -70,9 +70,20 @@ def _fit_linear(X:np.ndarray, y:np.ndarray, task:str, C:float, n_classes:int):
     W = W/sd
     return W, b - W @ mu
 
-# %% ../nbs/10b_ladder.ipynb #ebb5ab1b
+# %% ../nbs/10b_ladder.ipynb #1b339303
+def _probe_model(arch:str, src, pretrained, stages:int, size:int|None):
+    "The model whose features the probe reads, and its preprocessing"
+    import timm
+    from imgcls_nb.models import create_multiscale
+    from imgcls_nb.preprocess import spec_from_timm
+    from imgcls_nb.train import auto_size
+    if not timm.is_model(arch): return clip_probe_model(arch, src.n_classes)
+    model = create_multiscale(arch, src.n_classes, pretrained, stages).eval()
+    return model, spec_from_timm(model.backbone, size=size or auto_size(src, spec_from_timm(model.backbone).size))
+
+# %% ../nbs/10b_ladder.ipynb #e82c424a
 def fit_probe(data, # A `DataSource` or an ImageFolder path
-              features_from:str|None=None, # timm architecture (default: the library's default backbone)
+              features_from:str|None=None, # timm architecture (default: the library's default backbone), or a CLIP model id/folder
               pretrained=True, # Weights source, see `create_model`
               stages:int=5, # Pool this many stages besides the final features (0: final features only)
               size:int|None=None, # Input size (default: `auto_size`, as `train`)
@@ -81,24 +92,22 @@ def fit_probe(data, # A `DataSource` or an ImageFolder path
               valid_pct:float=0.2, seed:int=42, progress:bool=True):
     "Fit a linear classifier on frozen pooled features; returns a `TrainResult` (save it with `save_result`)"
     import torch
-    from imgcls_nb.models import DEFAULT_ARCH, create_multiscale
-    from imgcls_nb.preprocess import spec_from_timm
-    from imgcls_nb.train import TrainResult, auto_size, _as_source
+    from imgcls_nb.models import DEFAULT_ARCH
+    from imgcls_nb.train import TrainResult, _as_source
     t0, arch = time.time(), features_from or DEFAULT_ARCH
     set_threads(); src = _as_source(data, valid_pct, seed)
-    model = create_multiscale(arch, src.n_classes, pretrained, stages).eval()
-    spec = spec_from_timm(model.backbone, size=size or auto_size(src, spec_from_timm(model.backbone).size))
-    feats = lambda df: cached_features(model, df, spec, f"{arch}/{stages}", str(pretrained), cache_dir, progress)
+    model, spec = _probe_model(arch, src, pretrained, stages, size)
+    feats = lambda df: cached_features(model, df, spec, f"{arch}/{model.head_config}", str(pretrained), cache_dir, progress)
     Xt, yt = feats(src.train), src.targets(src.train)
     W, b = _fit_linear(Xt, yt, src.task, C, src.n_classes)
     with torch.no_grad():
         head = model.fc
         head.weight.copy_(torch.from_numpy(W).float()); head.bias.copy_(torch.from_numpy(b).float())
     metrics = _probe_metrics(Xt @ W.T + b, yt, feats(src.valid) if len(src.valid) else None, W, b, src)
-    cfg = dict(method='linear_probe', arch=arch, pretrained=str(pretrained), size=spec.size, stages=stages, C=C, seed=seed)
+    cfg = dict(method='linear_probe', arch=arch, pretrained=str(pretrained), size=spec.size, head=model.head_config['kind'], C=C, seed=seed)
     return TrainResult(model, arch, spec, src, pd.DataFrame(), metrics, cfg, round(time.time() - t0, 1))
 
-# %% ../nbs/10b_ladder.ipynb #701b7fa4
+# %% ../nbs/10b_ladder.ipynb #acd7ab9f
 def _probe_metrics(train_logits, yt, Xv, W, b, src) -> dict:
     "Training and validation accuracy (multi-label: per-label accuracy at 0.5) of the fitted head"
     def acc(z, y): return float(((z > 0) == (y > 0)).mean()) if src.task == 'multi_label' else float((z.argmax(1) == y).mean())
@@ -106,7 +115,47 @@ def _probe_metrics(train_logits, yt, Xv, W, b, src) -> dict:
     if Xv is not None: m['accuracy'] = round(acc(Xv @ W.T + b, src.targets(src.valid)), 4)
     return m
 
-# %% ../nbs/10b_ladder.ipynb #63c5acf8
+# %% ../nbs/10b_ladder.ipynb #8f446a9b
+import torch.nn as nn
+
+class ClipProbe(nn.Module):
+    "CLIP's image tower and projection, and a linear classifier on the unit image embedding"
+    def __init__(self, vision_config:dict, n_classes:int):
+        super().__init__()
+        from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
+        self.vision_config = vision_config
+        self.encoder = CLIPVisionModelWithProjection(CLIPVisionConfig(**vision_config))
+        self.fc = nn.Linear(self.encoder.config.projection_dim, n_classes)
+        self.num_classes = n_classes
+    @property
+    def head_config(self) -> dict: return dict(kind='clip', vision_config=self.vision_config)
+    def features(self, x):
+        e = self.encoder(pixel_values=x).image_embeds
+        return e/e.norm(dim=-1, keepdim=True)
+    def forward(self, x): return self.fc(self.features(x))
+
+# %% ../nbs/10b_ladder.ipynb #261cf366
+def spec_from_clip(processor):
+    "A `PreprocessSpec` equal to a CLIP image processor (shorter side, centre crop, CLIP normalisation)"
+    from imgcls_nb.preprocess import PreprocessSpec
+    ip = getattr(processor, 'image_processor', processor)
+    crop, short = ip.crop_size['height'], ip.size['shortest_edge']
+    interp = {0: 'nearest', 1: 'lanczos', 2: 'bilinear', 3: 'bicubic', 4: 'box', 5: 'hamming'}[int(ip.resample)]
+    return PreprocessSpec(size=crop, crop_pct=crop/short, interpolation=interp, mean=tuple(ip.image_mean), std=tuple(ip.image_std))
+
+def clip_probe_model(model:str, n_classes:int):
+    "A `ClipProbe` with a CLIP model's image-tower weights, and its preprocessing"
+    from imgcls_nb.zeroshot import load_clip
+    clip, proc = load_clip(model)
+    if not hasattr(clip, 'visual_projection'): raise ImgclsError(f"{model}: only CLIP models (with a visual projection) can be probed")
+    vc = {**clip.config.vision_config.to_dict(), 'projection_dim': clip.config.projection_dim}
+    vc = {k:v for k,v in vc.items() if k not in ('transformers_version', 'architectures', '_name_or_path', 'id2label', 'label2id', 'dtype')}
+    probe = ClipProbe(vc, n_classes)
+    probe.encoder.vision_model.load_state_dict(clip.vision_model.state_dict())
+    probe.encoder.visual_projection.load_state_dict(clip.visual_projection.state_dict())
+    return probe.eval(), spec_from_clip(proc)
+
+# %% ../nbs/10b_ladder.ipynb #05551f66
 def compare(data, # A `DataSource`: its validation images (all images if none) are the evaluation set
             bs:int=64, **classifiers, # name=classifier (anything `evaluate` takes: bundles' classifiers, zero-shot)
            ):
@@ -124,7 +173,7 @@ def evaluate_any(clf, data, bs:int=64):
     from imgcls_nb.evaluate import evaluate
     return evaluate(clf, data, bs=bs)
 
-# %% ../nbs/10b_ladder.ipynb #1c620571
+# %% ../nbs/10b_ladder.ipynb #8b82fb07
 def disagreements(results:dict) -> pd.DataFrame:
     "Images on which the approaches' top predictions differ, with each one's prediction and the truth"
     if len(results) < 2: return pd.DataFrame()

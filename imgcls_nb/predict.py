@@ -16,7 +16,7 @@ from .preprocess import PreprocessSpec
 
 # %% auto #0
 __all__ = ['FORMATS', 'iter_inputs', 'has_onnx', 'load_classifier', 'prediction_row', 'row_fields', 'output_format', 'done_paths',
-           'open_writer', 'default_workers', 'predict_files']
+           'open_writer', 'default_workers', 'predict_files', 'model_rate', 'e2e_rate', 'benchmark_bundle']
 
 # %% ../nbs/09_predict.ipynb #3012ce66
 def _walk_images(root:Path, exts:set):
@@ -66,11 +66,19 @@ def load_classifier(bundle, # Bundle folder
     from imgcls_nb.bundle import load_bundle
     return load_bundle(bundle, **kwargs)
 
-# %% ../nbs/09_predict.ipynb #6ba5792e
+# %% ../nbs/09_predict.ipynb #9f51c3db
 _worker_spec = None
+
+def _die_with_parent():
+    "Ask Linux to stop this process when its parent dies (a killed run must not leave orphan workers)"
+    if not sys.platform.startswith('linux'): return
+    import ctypes, signal
+    try: ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError): pass
 
 def _init_worker(spec):
     global _worker_spec
+    _die_with_parent()
     _worker_spec = spec
 
 def _prepare(paths:list, spec:PreprocessSpec|None=None):
@@ -239,3 +247,68 @@ def predict_files(clf, # A classifier (`load_classifier`), or a bundle folder
     dt = time.perf_counter() - t0
     return dict(classified=n - bad, unreadable=bad, skipped=len(done), seconds=dt, images_per_s=n/dt if dt else 0.0,
                 backend=getattr(clf, 'backend', None), workers=workers, out=None if hasattr(out, 'write') else str(out))
+
+# %% ../nbs/09_predict.ipynb #8158c13d
+class _TorchLogits:
+    "A PyTorch model as a `predict_logits` callable, in either memory format"
+    def __init__(self, model, channels_last:bool):
+        import torch
+        self.fmt = torch.channels_last if channels_last else torch.contiguous_format
+        self.model = model.eval().to(memory_format=self.fmt)
+    def predict_logits(self, x):
+        import torch
+        with torch.inference_mode(): return self.model(torch.from_numpy(x).contiguous(memory_format=self.fmt)).numpy()
+
+def model_rate(clf, x:np.ndarray, bs:int, runs:int=5) -> float:
+    "Median images/s of `clf.predict_logits` on batches of `bs` real preprocessed images"
+    xb = np.ascontiguousarray(np.resize(x, (bs, *x.shape[1:])), dtype=np.float32)
+    clf.predict_logits(xb); ts = []
+    for _ in range(runs):
+        t = time.perf_counter(); clf.predict_logits(xb); ts.append(time.perf_counter() - t)
+    return bs/float(np.median(ts))
+
+# %% ../nbs/09_predict.ipynb #96e12132
+def _backends(bundle) -> dict:
+    "name -> (logits callable, threads) for every backend the bundle can run on"
+    import torch
+    from imgcls_nb.bundle import load_bundle
+    clf = load_bundle(bundle)
+    out = {'pytorch eager': (_TorchLogits(clf.model, False), torch.get_num_threads()),
+           'pytorch channels_last': (_TorchLogits(clf.model, True), torch.get_num_threads())}
+    if has_onnx(bundle):
+        from imgcls_nb.export import OnnxClassifier
+        out['onnxruntime fp32'] = (OnnxClassifier.from_bundle(bundle, int8=False), available_cores())
+        if (clf.cfg.get('onnx') or {}).get('int8'): out['onnxruntime int8'] = (OnnxClassifier.from_bundle(bundle, int8=True), available_cores())
+    return out
+
+def e2e_rate(clf, files:list, bs:int=32, workers:int|None=None, runs:int=3) -> float:
+    "Median images/s of `predict_files` over `files` (output written to a temporary CSV)"
+    import tempfile
+    rates = []
+    with tempfile.TemporaryDirectory() as d:
+        for _ in range(runs): rates.append(predict_files(clf, files, Path(d)/'p.csv', bs=bs, workers=workers, progress=False)['images_per_s'])
+    return float(np.median(rates))
+
+# %% ../nbs/09_predict.ipynb #44c6db72
+def benchmark_bundle(bundle, # Bundle folder
+                     files:list|None=None, # Real image files (default: the sample data's validation images)
+                     batch_sizes=(1, 32), runs:int=5, workers:int|None=None):
+    "Model-only images/s per backend and batch size, and the end-to-end `predict_files` rate; returns (table, end-to-end dict)"
+    import pandas as pd
+    from imgcls_nb.data import sample_data
+    files = [str(f) for f in (files or iter_inputs(sample_data()/'valid'))]
+    backends = _backends(bundle)
+    first = next(iter(backends.values()))[0]
+    from imgcls_nb.bundle import read_config
+    spec = PreprocessSpec.from_dict(read_config(bundle)['preprocess'])
+    x = _prepare(files[:64], spec)[0]
+    rows = [dict(backend=n, threads=t, **{f'batch {bs}': round(model_rate(c, x, bs, runs), 1) for bs in batch_sizes}) for n,(c,t) in backends.items()]
+    table = pd.DataFrame(rows).set_index('backend')
+    col = f'batch {max(batch_sizes)}'
+    table['vs eager'] = (table[col]/table.loc['pytorch eager', col]).round(2)
+    best = table[col].idxmax()
+    clf = load_classifier(bundle, 'torch' if best.startswith('pytorch') else 'onnx', **({} if best.startswith('pytorch') else dict(int8=best.endswith('int8'))))
+    rate = e2e_rate(clf, files, max(batch_sizes), workers, runs=3)
+    e2e = dict(backend=best, files=len(files), images_per_s=round(rate, 1), model_only=table.loc[best, col], share=round(rate/table.loc[best, col], 2),
+               workers=default_workers() if workers is None else workers)
+    return table, e2e

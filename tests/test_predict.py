@@ -6,17 +6,30 @@ from imgcls_nb.predict import predict_files, iter_inputs, done_paths
 
 IMGCLS = str(Path(sys.executable).parent/'imgcls')
 
+def _processes_mentioning(text, wait=0.0):
+    "PIDs whose command line contains `text`, polling up to `wait` seconds for them to go away"
+    t0 = time.time()
+    while True:
+        pids = []
+        for d in Path('/proc').iterdir():
+            try:
+                if d.name.isdigit() and text in (d/'cmdline').read_bytes().decode(errors='ignore'): pids.append(int(d.name))
+            except OSError: pass
+        if not pids or time.time() - t0 > wait: return pids
+        time.sleep(0.2)
+
 def test_killed_run_resumes_without_gaps_or_repeats(tiny_bundle, fm, tmp_path):
     "SIGKILL the CLI mid-run; --resume must finish the job with each input exactly once"
     out = tmp_path/'p.csv'
-    cmd = [IMGCLS, 'predict', str(tiny_bundle), str(fm), '--out', str(out), '--batch-size', '4', '--workers', '1', '--backend', 'torch']
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    cmd = [IMGCLS, 'predict', str(tiny_bundle), str(fm), '--out', str(out), '--workers', '1', '--backend', 'torch']
+    proc = subprocess.Popen(cmd + ['--batch-size', '4'], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     t0 = time.time()
     while time.time() - t0 < 120 and (not out.exists() or out.read_text().count('\n') < 50): time.sleep(0.05)
     proc.send_signal(signal.SIGKILL); proc.wait()
     n_before = out.read_text().count('\n') - 1
+    assert not _processes_mentioning(str(out), wait=10), 'decoding workers outlived the killed run'
     assert 0 < n_before < 800, n_before  # really interrupted
-    r = subprocess.run(cmd + ['--resume'], capture_output=True, text=True, timeout=600)
+    r = subprocess.run(cmd + ['--resume', '--batch-size', '64'], capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr
     df = pd.read_csv(out, keep_default_na=False)
     assert len(df) == 800 and df.path.is_unique and (df.error == '').all()

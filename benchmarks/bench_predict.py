@@ -1,0 +1,76 @@
+"""End-to-end batch prediction against the model-only rate, on real photos, with the default backbone at 224 px.
+
+    python benchmarks/bench_predict.py [--files 512] [--runs 5]
+
+Builds a bundle of the default backbone (tf_efficientnet_lite0, 224 px) with a linear head fitted on the
+embedded Fashion-MNIST sample (`fit_probe(stages=0)`: the plain timm model with a trained classifier, in
+seconds), exports it to ONNX (fp32 and int8), and writes `--files` real photo files: random crops of the
+photographs shipped with scikit-image and scikit-learn, 256-640 px, alternately JPEG (quality 90) and PNG.
+Then, on this machine, in one run:
+
+1. `benchmark_bundle` (the table of `imgcls bench`): model-only images/s per backend at batch 1 and 32;
+2. `predict_files` end to end (decode, preprocess, model, CSV output) with 0, 1 and 2 decoding workers,
+   as a share of the model-only rate of the same backend.
+"""
+import argparse, shutil, statistics, tempfile, time
+from pathlib import Path
+import numpy as np
+from PIL import Image
+
+def photos():
+    "RGB photographs (uint8 arrays) that ship with scikit-image and scikit-learn"
+    from skimage import data
+    from sklearn.datasets import load_sample_images
+    out = [getattr(data, n)() for n in ('astronaut', 'chelsea', 'coffee', 'rocket', 'hubble_deep_field', 'immunohistochemistry', 'motorcycle_left')]
+    out += list(load_sample_images().images)
+    return [a for a in out if a.ndim == 3 and a.shape[2] == 3]
+
+def write_files(root, n, seed=0):
+    rng, srcs, files = np.random.default_rng(seed), photos(), []
+    root.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        a = srcs[i % len(srcs)]
+        h, w = a.shape[:2]
+        ch, cw = rng.integers(min(256, h), h + 1), rng.integers(min(256, w), w + 1)
+        y, x = rng.integers(0, h - ch + 1), rng.integers(0, w - cw + 1)
+        img = Image.fromarray(a[y:y + ch, x:x + cw])
+        if max(img.size) > 640: img.thumbnail((640, 640))
+        f = root/(f'{i:05d}.jpg' if i % 2 == 0 else f'{i:05d}.png')
+        img.save(f, quality=90) if f.suffix == '.jpg' else img.save(f)
+        files.append(str(f))
+    return files
+
+def markdown(df):
+    cols = [df.index.name or ''] + list(df.columns)
+    rows = [[str(i)] + [str(v) for v in r] for i, r in zip(df.index, df.values)]
+    return '\n'.join('| ' + ' | '.join(r) + ' |' for r in [cols, ['---']*len(cols)] + rows)
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument('--files', type=int, default=512); ap.add_argument('--runs', type=int, default=5)
+    a = ap.parse_args()
+    from imgcls_nb.data import sample_data, from_folder
+    from imgcls_nb.ladder import fit_probe
+    from imgcls_nb.bundle import save_result
+    from imgcls_nb.export import export_bundle
+    from imgcls_nb.predict import benchmark_bundle, load_classifier, model_rate, e2e_rate, _prepare
+    work = Path(tempfile.mkdtemp())
+    src = from_folder(sample_data())
+    bundle = save_result(fit_probe(src, size=224, stages=0, progress=False), work/'lite0_224')
+    export_bundle(bundle, int8=True, data=src)
+    files = write_files(work/'photos', a.files)
+    table, e2e = benchmark_bundle(bundle, files, runs=a.runs)
+    print(f"### model only, images/s (median of {a.runs}), {len(files)} photos decoded for input\n")
+    print(markdown(table))
+    clf = load_classifier(bundle, 'onnx', int8=e2e['backend'].endswith('int8'))
+    x = _prepare(files[:64], clf.spec)[0]
+    base = model_rate(clf, x, 32, a.runs)
+    print(f"\n### end to end, predict_files over {len(files)} photo files (JPEG + PNG), batch 32, {e2e['backend']}\n")
+    print('| workers | images/s | share of model-only |\n|---|---|---|')
+    for w in (0, 1, 2):
+        r = e2e_rate(clf, files, 32, w, runs=3)
+        print(f"| {w} | {r:.1f} | {r/base:.2f} |")
+    print(f"\nmodel-only rate of the same classifier in this run: {base:.1f} images/s")
+    shutil.rmtree(work)
+
+if __name__ == '__main__': main()
