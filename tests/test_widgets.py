@@ -1,0 +1,448 @@
+"Dashboards driven through their Python state: uploads, the unknown slider, zero-shot labels, confusion cells, the cleaner's moves and undo, the training monitor"
+import os
+os.environ.setdefault('HF_HUB_OFFLINE', '1')  # no test may reach the network
+import csv, datetime, hashlib, io, json, shutil, statistics, types
+from pathlib import Path
+import numpy as np, pandas as pd, pytest
+from PIL import Image
+import ipywidgets as W
+from imgcls_nb.core import DataError, ImgclsError
+from imgcls_nb.bundle import load_bundle, Prediction, UNKNOWN
+from imgcls_nb.data import DataSource, from_folder
+from imgcls_nb.evaluate import evaluate, EvalResult
+from imgcls_nb import widgets as WD
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# --- fixtures ----------------------------------------------------------------------------------------
+
+@pytest.fixture(scope='module')
+def clf(tiny_bundle): return load_bundle(tiny_bundle)
+
+@pytest.fixture(scope='module')
+def res(clf, fm): return evaluate(clf, from_folder(fm))
+
+@pytest.fixture(scope='module')
+def photo(tmp_path_factory) -> Path:
+    "A real colour JPEG photo (scikit-image's cat)"
+    import skimage.data
+    p = tmp_path_factory.mktemp('photos')/'chelsea.jpg'
+    Image.fromarray(skimage.data.chelsea()).save(p, quality=90)
+    return p
+
+@pytest.fixture(scope='module')
+def fm_png(fm) -> Path: return sorted((fm/'valid'/'trouser').glob('*.png'))[0]
+
+@pytest.fixture(scope='module')
+def zs(tmp_path_factory, clf):
+    pytest.importorskip('transformers')
+    from imgcls_nb.zeroshot import ZeroShotClassifier, tiny_clip
+    return ZeroShotClassifier(clf.classes, tiny_clip(tmp_path_factory.mktemp('zs')/'tiny-clip'))
+
+@pytest.fixture
+def data(tmp_path, fm) -> Path:
+    "A private copy of the sample data: the package's own copy is never modified"
+    return Path(shutil.copytree(fm, tmp_path/'data'))
+
+def tree(*roots) -> dict:
+    "relative path -> content hash of every file under `roots` (keyed by root name)"
+    return {f"{r.name}/{p.relative_to(r)}": hashlib.sha256(p.read_bytes()).hexdigest()
+            for r in roots if r.exists() for p in sorted(r.rglob('*')) if p.is_file()}
+
+def images_under(*roots) -> dict:
+    "content hash -> count of the image files under `roots` (where they are does not matter)"
+    out = {}
+    for r in roots:
+        for p in (r.rglob('*.png') if r.exists() else []):
+            h = hashlib.sha256(p.read_bytes()).hexdigest(); out[h] = out.get(h, 0) + 1
+    return out
+
+def count_calls(obj, name) -> list:
+    "Record calls to obj.name (an instance attribute shadowing the method; `del obj.name` restores it)"
+    calls, f = [], getattr(obj, name)
+    setattr(obj, name, lambda *a, **k: calls.append(1) or f(*a, **k))
+    return calls
+
+# --- uploads and the decision helpers ------------------------------------------------------------------
+
+def test_upload_value_in_ipywidgets8_format(photo, fm_png):
+    raw = photo.read_bytes()
+    v = (dict(name='cat.jpg', type='image/jpeg', size=len(raw), content=memoryview(raw),
+              last_modified=datetime.datetime(2024, 5, 1, tzinfo=datetime.timezone.utc)),)
+    up = W.FileUpload(accept='image/*', multiple=True)
+    up.value = v
+    assert WD.uploaded_files(up.value) == [('cat.jpg', raw)]
+    assert WD.uploaded_files({'a.png': {'metadata': {}, 'content': b'ab'}}) == [('a.png', b'ab')]  # ipywidgets 7
+    made = WD.upload_value(photo, fm_png)
+    assert [f['name'] for f in made] == ['chelsea.jpg', fm_png.name] and made[0]['type'] == 'image/jpeg'
+    assert made[1]['size'] == fm_png.stat().st_size and bytes(made[1]['content']) == fm_png.read_bytes()
+
+def test_apply_unknown_is_the_bundles_rule(tiny_bundle, fm):
+    c = load_bundle(tiny_bundle)
+    imgs = sorted(str(p) for p in (fm/'valid').rglob('*.png'))[::7]
+    preds = c.predict(imgs, top_k=2)
+    scores = sorted(p.score for p in preds)
+    for t in [None, 0.0, scores[0], scores[len(scores)//2], scores[-1], 1.0]:
+        c.cfg['unknown_threshold'] = t
+        assert [WD.apply_unknown(p, t).label for p in preds] == [p.label for p in c.predict(imgs)], t
+    half = WD.apply_unknown(Prediction('x', 'a', 0.5, [('a', 0.5), ('b', 0.3)]), 0.5)
+    assert half.label == 'a'                                                 # at the threshold: answered
+    assert WD.apply_unknown(half, 0.51).label == UNKNOWN and WD.apply_unknown(WD.apply_unknown(half, 0.51), 0.2).label == 'a'
+    err = Prediction('bad.jpg', error='truncated image data')
+    assert WD.apply_unknown(err, 0.9) is err
+
+def test_agrees_and_comparison():
+    P = lambda label, score=0.9, **kw: Prediction('img', label, score, [(label, score)], **kw)
+    assert WD.agrees(P('T-Shirt'), P('t shirt')) is True and WD.agrees(P('ankle_boot'), P('ankle-boot')) is True
+    assert WD.agrees(P('bag'), P('coat')) is False
+    assert WD.agrees(P(UNKNOWN), P('bag')) is None and WD.agrees(P('bag'), None) is None
+    assert WD.agrees(P('bag'), Prediction('img', error='x')) is None
+    assert WD.agrees(P('a;b', labels=['a', 'b']), P('b;a', labels=['b', 'a'])) is True
+    assert WD.agrees(P('a;b', labels=['a', 'b']), P('a', labels=['a'])) is False
+    t = WD.comparison([P('bag', 0.6), P('coat', 0.3)], [P('bag'), P('shirt')], threshold=0.5)
+    assert list(t.label) == ['bag', UNKNOWN] and list(t.agree) == [True, None]
+    assert list(t.columns) == ['image', 'label', 'prob', 'zero_shot', 'zero_shot_prob', 'agree', 'error']
+    ml = WD.comparison([P('a;b', labels=['a', 'b'])], threshold=0.99, task='multi_label')
+    assert list(ml.label) == ['a;b'] and ml.agree.isna().all()              # no unknown rule for multi-label
+
+# --- PredictDashboard ---------------------------------------------------------------------------------
+
+def test_dashboard_upload_shows_both_models(clf, zs, photo, fm_png, tmp_path):
+    bad = tmp_path/'notes.jpg'; bad.write_bytes(b'this is not a JPEG')
+    dash = WD.PredictDashboard(clf, zs, samples=[])
+    dash.upload.value = WD.upload_value(photo, fm_png, bad)
+    assert [p.source for p in dash.fine] == ['chelsea.jpg', fm_png.name, 'notes.jpg']
+    assert len(dash.cards) == 3 and list(dash.results.children) == dash.cards
+    t = dash.table()
+    assert set(t.label[:2]) <= set(clf.classes) and set(t.zero_shot[:2]) <= set(zs.classes)
+    assert t.error[2] and pd.isna(t.label[2]) and pd.isna(t.agree[2])
+    for (_, row), card, f in zip(t[:2].iterrows(), dash.cards, dash.fine):
+        assert row.agree == (row.label.lower() == row.zero_shot.lower())
+        assert f"fine-tuned</b>: {row.label}" in card.fine.value and f"zero-shot</b>: {row.zero_shot}" in card.zero.value
+        assert ('agree' if row.agree else 'disagree') in card.agree.value
+        assert len(f.top_k) == 3 and all(f"{p:.1%}" in card.fine.value for _,p in f.top_k)
+    assert 'not an image' in dash.cards[2].fine.value
+    assert Image.open(io.BytesIO(bytes(dash.cards[0].children[0].children[0].value))).size == (96, 64)  # 451x300 photo, shrunk
+    assert '3 images classified in' in dash.status.value and dash.seconds > 0
+
+def test_dashboard_slider_decides_without_running_the_model(clf, fm):
+    dash = WD.PredictDashboard(clf, samples=[])
+    imgs = sorted((fm/'valid').rglob('*.png'))[::25]
+    dash.upload.value = WD.upload_value(*imgs)
+    before = list(dash.table().label)
+    calls = count_calls(clf, 'predict_logits')
+    try:
+        dash.threshold.value = min(1.0, max(p.score for p in dash.fine) + 1e-3)
+        assert list(dash.table().label) == [UNKNOWN]*len(imgs)
+        assert all(f"fine-tuned</b>: {UNKNOWN}" in c.fine.value for c in dash.cards)
+        mid = float(np.median([p.score for p in dash.fine]))
+        dash.threshold.value = round(mid, 2)
+        assert list(dash.table().label) == [UNKNOWN if p.score < round(mid, 2) else p.top_k[0][0] for p in dash.fine]
+        dash.threshold.value = 0.0
+        assert list(dash.table().label) == before
+        assert calls == []
+    finally: del clf.predict_logits
+
+def test_dashboard_slider_starts_at_the_bundles_threshold(tiny_bundle, fm_png):
+    c = load_bundle(tiny_bundle)
+    c.cfg['unknown_threshold'] = 0.97
+    dash = WD.PredictDashboard(c, samples=[])
+    assert dash.threshold.value == 0.97
+    dash.upload.value = WD.upload_value(fm_png)
+    assert dash.decided()[0].label == c.predict(str(fm_png)).label
+
+def test_dashboard_zero_shot_labels_are_editable(clf, zs, photo, fm_png):
+    dash = WD.PredictDashboard(clf, zs, samples=[])
+    dash.upload.value = WD.upload_value(photo, fm_png)
+    fine_before = [p.top_k for p in dash.fine]
+    calls = count_calls(clf, 'predict_logits')
+    try:
+        dash.labels.value = 'cat, dog , car'
+        assert dash.zs.classes == ['cat', 'dog', 'car'] and zs.classes == clf.classes   # a new classifier; the old one untouched
+        assert dash.zs.model is zs.model                                                 # same model, nothing reloaded
+        assert {p.label for p in dash.zero} <= {'cat', 'dog', 'car'} and all(len(p.top_k) == 3 for p in dash.zero)
+        assert all(l in dash.cards[0].zero.value for l in ('cat', 'dog', 'car'))
+        assert calls == [] and [p.top_k for p in dash.fine] == fine_before               # the fine-tuned side is not re-run
+        for bad, why in [('cat, cat', 'more than once'), (' , ', 'no labels')]:
+            dash.labels.value = bad
+            assert why in dash.status.value and dash.zs.classes == ['cat', 'dog', 'car']
+    finally: del clf.predict_logits
+
+def test_dashboard_sample_gallery(clf, fm):
+    dash = WD.PredictDashboard(clf)
+    assert [b.description for b in dash.sample_buttons] == clf.classes   # one per class of the sample data
+    dash.sample_buttons[3].click()
+    first = WD.default_samples()[3]
+    assert list(dash.table().image) == [f"{first.parent.name}/{first.name}"]
+    dash.all_samples.click()
+    assert len(dash.cards) == len(clf.classes) and dash.labels not in dash.children   # no zero-shot: no label field
+    assert dash.table().zero_shot.isna().all() and dash.table().agree.isna().all()
+    none = WD.PredictDashboard(clf, samples=[])
+    assert none.sample_buttons == [] and none.all_samples.disabled
+
+def test_one_image_in_well_under_a_second_with_the_default_backbone(tmp_path, photo):
+    "Default backbone at its full 224 pixels: upload to filled card, median of several"
+    from imgcls_nb.models import create_model, DEFAULT_ARCH
+    from imgcls_nb.preprocess import spec_from_timm
+    from imgcls_nb.bundle import make_config, save_bundle
+    classes = [f"c{i}" for i in range(10)]
+    m = create_model(DEFAULT_ARCH, len(classes), True)
+    b = save_bundle(tmp_path/'lite0', m, make_config(DEFAULT_ARCH, classes, 'single_label', spec_from_timm(m)))
+    c = load_bundle(b)
+    assert c.spec.size == 224
+    dash = WD.PredictDashboard(c, samples=[])
+    times = []
+    for _ in range(7):
+        dash.upload.value = WD.upload_value(photo)
+        times.append(dash.seconds)
+    print(f"one image, {DEFAULT_ARCH} at 224 px: median {statistics.median(times)*1000:.0f} ms of {[round(t*1000) for t in times]}")
+    assert statistics.median(times) < 1.0
+
+# --- confusion explorer -------------------------------------------------------------------------------
+
+def test_cell_images_partition_the_evaluation(res):
+    cm, n = res.confusion(), len(res.classes)
+    seen = []
+    for i in range(n):
+        for j in range(n):
+            c = WD.cell_images(res, i, j)
+            assert len(c) == cm[i, j]
+            assert (res.targets[c.index] == i).all() and (res.preds[c.index] == j).all()
+            assert c.p_pred.is_monotonic_decreasing and list(c.path) == [res.paths[k] for k in c.index]
+            seen += list(c.index)
+    assert sorted(seen) == list(range(len(res.paths)))
+    by_name = WD.cell_images(res, res.classes[2], res.classes[2])
+    assert list(by_name.index) == list(WD.cell_images(res, 2, 2).index)
+    with pytest.raises(ImgclsError, match='not a class'): WD.cell_images(res, 'zebra', 0)
+    with pytest.raises(ImgclsError, match='out of range'): WD.cell_images(res, 0, n)
+    ml = EvalResult({}, res.probs, np.eye(n, dtype=int)[res.targets], res.paths, res.classes, 'multi_label')
+    with pytest.raises(ImgclsError, match='single-label'): WD.cell_images(ml, 0, 0)
+    with pytest.raises(ImgclsError, match='single-label'): WD.ConfusionExplorer(ml)
+
+def test_confusion_explorer_grid_toggle_and_click(res):
+    ex = WD.ConfusionExplorer(res, max_images=5)
+    cm, n = res.confusion(), len(res.classes)
+    assert [[b.description for b in row] for row in ex.cells] == [[str(v) if v else '' for v in row] for row in cm]
+    for i in range(n):
+        for j in range(n):
+            b = ex.cells[i][j]
+            assert f"given {res.classes[i]}, predicted {res.classes[j]}: {cm[i, j]} images" in b.tooltip
+            assert b.style.button_color == WD.shade(cm[i, j]/cm[i].sum(), i == j)[0]
+    ex.mode.value = True
+    assert [[b.description for b in row] for row in ex.cells] == [[WD.cell_text(v, True) for v in row] for row in res.confusion(True)]
+    i, j = np.unravel_index(np.argmax(cm), cm.shape)
+    ex.cells[i][j].click()
+    assert len(ex.detail.children) == min(5, cm[i, j]) and list(ex.selection.index) == list(WD.cell_images(res, i, j).index)
+    assert f"<b>{cm[i, j]}</b> images of <b>{res.classes[i]}</b>" in ex.caption.value
+    assert ('most confident shown' in ex.caption.value) == (cm[i, j] > 5)
+    for tile, r in zip(ex.detail.children, ex.selection.itertuples()):
+        assert Image.open(io.BytesIO(bytes(tile.children[0].value))).size == (56, 56) and f"{r.p_pred:.2f}" in tile.children[1].value
+    ex.mode.value = False
+    assert ex.cells[i][j].description == str(cm[i, j])
+    assert 'precision' in ex.children[1].children[1].value and res.classes[0] in ex.children[1].children[1].value
+
+def test_confusion_explorer_scales_to_many_classes(fm):
+    n, rng = 32, np.random.default_rng(0)
+    paths = [str(p) for p in sorted((fm/'valid').rglob('*.png'))]
+    y = np.arange(400) % n
+    logits = rng.normal(size=(400, n)); logits[np.arange(400), y] += 2
+    probs = np.exp(logits)/np.exp(logits).sum(1, keepdims=True)
+    res = EvalResult({}, probs, y, [paths[k % len(paths)] for k in range(400)], [f"class-{k:02d}" for k in range(n)], 'single_label')
+    ex = WD.ConfusionExplorer(res, max_images=4)
+    buttons = [b for row in ex.cells for b in row]
+    assert len(buttons) == n*n and len({id(b.layout) for b in buttons}) == 1 and buttons[0].layout.width == '34px'
+    assert len({id(b.style) for b in buttons}) <= 2*WD.SHADES    # few style models, however many cells
+    grid = ex.children[1].children[0]
+    assert grid.layout.overflow == 'auto' and grid.layout.grid_template_columns == f"max-content repeat({n}, 34px)"
+    assert len(grid.children) == (n + 1)**2
+    i, j = max(((i, j) for i in range(n) for j in range(n) if i != j), key=lambda ij: res.confusion()[ij])
+    ex.cells[i][j].click()
+    assert len(ex.detail.children) == min(4, res.confusion()[i, j]) > 0
+
+# --- cleaner: ranking, moves, log, undo -------------------------------------------------------------------
+
+def test_label_issues_ranks_likely_label_errors_first():
+    probs = np.array([[.95, .05], [.05, .95], [.5, .5], [.3, .7], [.02, .98], [.85, .15]])
+    y = np.array([0, 0, 0, 0, 1, 1])
+    res = EvalResult({}, probs, y, [f"p{i}" for i in range(6)], ['a', 'b'], 'single_label')
+    li = WD.label_issues(res, hi=0.9, lo=0.1)
+    assert list(li.path) == ['p1', 'p5', 'p3', 'p2', 'p0', 'p4']   # p1 suspect; then loss: .15->1.9, .3->1.2, .5->.69, .95, .98
+    assert list(li.suspect) == [True] + [False]*5
+    np.testing.assert_allclose(li.loss, -np.log(probs[[1, 5, 3, 2, 0, 4], y[[1, 5, 3, 2, 0, 4]]]))
+    assert list(WD.label_issues(res, hi=0.8, lo=0.2).suspect[:2]) == [True, True]   # p5 too, with looser thresholds
+
+def test_move_file_never_overwrites(tmp_path, monkeypatch):
+    (tmp_path/'a').mkdir(); (tmp_path/'b').mkdir()
+    for name, data in [('a/x.png', b'new'), ('b/x.png', b'old'), ('b/x-1.png', b'older')]: (tmp_path/name).write_bytes(data)
+    assert WD.move_file(tmp_path/'a'/'x.png', tmp_path/'b'/'x.png') == tmp_path/'b'/'x-2.png'
+    assert [(tmp_path/'b'/f).read_bytes() for f in ('x.png', 'x-1.png', 'x-2.png')] == [b'old', b'older', b'new']
+    assert not (tmp_path/'a'/'x.png').exists()
+    # across file systems (no hard links): an exclusive-create copy, with the same care for taken names
+    def no_link(a, b): raise OSError(18, 'Invalid cross-device link')
+    monkeypatch.setattr(WD.os, 'link', no_link)
+    (tmp_path/'a'/'y.png').write_bytes(b'moved'); (tmp_path/'c').mkdir(); (tmp_path/'c'/'y.png').write_bytes(b'kept')
+    assert WD.move_file(tmp_path/'a'/'y.png', tmp_path/'c'/'y.png') == tmp_path/'c'/'y-1.png'
+    assert (tmp_path/'c'/'y.png').read_bytes() == b'kept' and (tmp_path/'c'/'y-1.png').read_bytes() == b'moved'
+    assert not (tmp_path/'a'/'y.png').exists()
+    with pytest.raises(DataError, match='file not found'): WD.move_file(tmp_path/'a'/'y.png', tmp_path/'c'/'z.png')
+
+def test_editor_round_trip_on_real_files(data):
+    ed = WD.DatasetEditor(data)
+    q = ed.quarantine_dir
+    assert q == data.parent/'data_quarantine' and ed.log_path == q/'actions.csv'
+    original, images = tree(data), images_under(data)
+    pick = lambda split, cls, k=0: sorted((data/split/cls).glob('*.png'))[k]
+    a, b, c = pick('train', 'shirt'), pick('valid', 'coat'), pick('valid', 'bag')
+    d, e = pick('train', 'pullover'), pick('valid', 'dress')
+    shutil.copy(pick('valid', 'coat', 1), data/'valid'/'pullover'/b.name)            # b's name is taken in pullover
+    original, images = tree(data), images_under(data)
+    rows = [ed.quarantine(a), ed.relabel(b, 'pullover'), ed.keep(c), ed.quarantine(d), ed.relabel(e, 'brand-new-class')]
+    assert images_under(data, q) == images                                           # nothing lost, nothing duplicated
+    assert Path(rows[0]['dst']) == q/'train'/'shirt'/a.name and Path(rows[3]['dst']) == q/'train'/'pullover'/d.name
+    assert Path(rows[1]['dst']) == data/'valid'/'pullover'/f"{b.stem}-1.png"        # never overwrites
+    assert rows[2]['src'] == rows[2]['dst'] == str(c) and c.exists()
+    assert Path(rows[4]['dst']) == data/'valid'/'brand-new-class'/e.name
+    with open(ed.log_path, newline='') as f: log = list(csv.DictReader(f))
+    assert list(log[0]) == WD.LOG_COLUMNS and len(log) == 5
+    assert [(r['action'], r['old_label'], r['new_label']) for r in log] == [
+        ('quarantine', 'shirt', ''), ('relabel', 'coat', 'pullover'), ('keep', 'bag', 'bag'), ('quarantine', 'pullover', ''),
+        ('relabel', 'dress', 'brand-new-class')]
+    assert all(r['timestamp'][:4].isdigit() and r['undoes'] == '' for r in log)
+    counts = ed.report().class_counts
+    assert counts.loc['shirt', 'train'] == 59 and counts.loc['coat', 'valid'] == 19 and counts.loc['pullover', 'valid'] == 22
+    assert counts.loc['brand-new-class', 'valid'] == 1
+    for i in [2, 4, 1, 5, 3]:                                                       # undo in any order
+        ed.undo(i)
+        assert images_under(data, q) == images
+    shutil.rmtree(data/'valid'/'brand-new-class')                                    # the (now empty) folder the relabel made
+    assert tree(data) == original and images_under(q) == {}
+    acts = ed.actions()
+    assert list(acts.action[5:]) == ['undo']*5 and list(acts.undoes[5:]) == ['2', '4', '1', '5', '3']
+    assert (acts.src[5:].tolist(), acts.dst[5:].tolist()) == (acts.dst[[1, 3, 0, 4, 2]].tolist(), acts.src[[1, 3, 0, 4, 2]].tolist())
+    with pytest.raises(DataError, match='nothing to undo'): ed.undo()
+
+def test_editor_undo_never_overwrites_a_new_file(data):
+    ed = WD.DatasetEditor(data)
+    x = sorted((data/'valid'/'sandal').glob('*.png'))[0]
+    content = x.read_bytes()
+    ed.quarantine(x)
+    x.write_bytes(b'a new file that arrived under the same name')
+    row = ed.undo()
+    assert Path(row['dst']) == x.with_name(f"{x.stem}-1.png") and Path(row['dst']).read_bytes() == content
+    assert x.read_bytes() == b'a new file that arrived under the same name'
+
+def test_editor_refuses_what_it_cannot_do_safely(data, tmp_path):
+    ed = WD.DatasetEditor(data, quarantine=tmp_path/'q', log=tmp_path/'log.csv')
+    x = sorted((data/'valid'/'bag').glob('*.png'))[0]
+    outside = tmp_path/'elsewhere.png'; shutil.copy(x, outside)
+    loose = data/'loose.png'; shutil.copy(x, loose)
+    for f, why in [(lambda: ed.quarantine(outside), 'not inside the data folder'), (lambda: ed.quarantine(loose), 'not in a class folder'),
+                   (lambda: ed.relabel(x, 'bag'), 'already in class'), (lambda: ed.relabel(x, ''), 'cannot be a class folder'),
+                   (lambda: ed.relabel(x, '../up'), 'cannot be a class folder'), (lambda: ed.relabel(x, '.hidden'), 'cannot be a class folder'),
+                   (lambda: ed.quarantine(data/'valid'/'bag'/'missing.png'), 'file not found'),
+                   (lambda: WD.DatasetEditor(data, quarantine=data/'quarantine'), 'must be outside'),
+                   (lambda: WD.DatasetEditor(data, log=data/'valid'/'log.csv'), 'must be outside'),
+                   (lambda: WD.DatasetEditor(tmp_path/'nope'), 'not a folder'), (lambda: ed.undo(), 'nothing to undo')]:
+        with pytest.raises(DataError, match=why): f()
+    r1 = ed.relabel(x, 'coat')
+    r2 = ed.quarantine(r1['dst'])
+    with pytest.raises(DataError, match=f"moved again by action {r2['id']}.*undo that one first"): ed.undo(r1['id'])
+    u = ed.undo(r2['id'])
+    for id, why in [(u['id'], 'an undo itself'), (r2['id'], 'undone already'), (99, 'no such action')]:
+        with pytest.raises(DataError, match=why): ed.undo(id)
+    ed.undo(r1['id'])
+    assert x.is_file() and not list((tmp_path/'q').rglob('*.png')) and len(ed.actions()) == 4
+
+def test_editor_reverts_the_move_when_the_log_cannot_be_written(data, monkeypatch):
+    ed = WD.DatasetEditor(data)
+    x = sorted((data/'valid'/'bag').glob('*.png'))[0]
+    def broken(*a, **k): raise OSError(28, 'No space left on device')
+    monkeypatch.setattr(ed, '_record', broken)
+    with pytest.raises(OSError): ed.quarantine(x)
+    assert x.is_file() and not list(ed.quarantine_dir.rglob('*.png'))
+
+def test_data_root(fm):
+    assert WD.data_root(list((fm/'valid').rglob('*.png'))[:5]) == fm
+    assert WD.data_root([fm/'valid'/'bag'/'x.png', fm/'valid'/'coat'/'y.png']) == fm
+
+# --- Cleaner widget -------------------------------------------------------------------------------------
+
+def test_cleaner_buttons_move_files_and_undo_restores(clf, data):
+    original = tree(data)
+    res = evaluate(clf, from_folder(data))
+    cl = WD.Cleaner(res, per_page=4)
+    q = cl.editor.quarantine_dir
+    assert cl.editor.root == data and q == data.parent/'data_quarantine'
+    assert len(cl.cards) == 4 and list(cl.issues.path[:4]) == [cl.paths[r] for r in cl.cards]
+    n = int(cl.issues.suspect.sum())
+    assert cl.issues.suspect[:n].all() and cl.issues.loss[n:].is_monotonic_decreasing
+    c0, p0, given = cl.cards[0], Path(cl.paths[0]), cl.issues.given[0]
+    n_given = int(cl.report.class_counts.loc[given, 'valid'])
+    c0.quarantine_button.click()
+    assert not p0.exists() and (q/p0.relative_to(data)).is_file() and cl.label_of(0) is None
+    assert int(cl.report.class_counts.loc[given, 'valid']) == n_given - 1 and 'quarantined' in c0.state.value
+    assert c0.relabel_button.disabled and not c0.undo_button.disabled
+    c0.relabel_button.click()                                     # refused while quarantined, said in the status line
+    assert 'undo that before' in cl.status.value and not (data/'valid'/c0.label.value/p0.name).exists()
+    c0.undo_button.click()
+    assert p0.is_file() and int(cl.report.class_counts.loc[given, 'valid']) == n_given and c0.undo_button.disabled
+    other = next(c for c in cl.classes if c != given)
+    n_other = int(cl.report.class_counts.loc[other, 'valid'])
+    c0.label.value = other; c0.relabel_button.click()
+    assert (data/'valid'/other/p0.name).is_file() and not p0.exists() and cl.label_of(0) == other
+    assert int(cl.report.class_counts.loc[other, 'valid']) == n_other + 1 and 'relabel' in c0.state.value
+    c0.relabel_button.click()                                     # same class again: refused
+    assert 'already in class' in cl.status.value
+    c1, p1 = cl.cards[1], Path(cl.paths[1])
+    c1.keep_button.click()
+    assert p1.is_file() and cl.editor.actions().action.iloc[-1] == 'keep'
+    c1.undo_button.click(); c0.undo_button.click()
+    assert tree(data) == original
+    assert list(cl.editor.actions().action) == ['quarantine', 'undo', 'relabel', 'keep', 'undo', 'undo']
+    cl.next_button.click()
+    assert cl.page == 1 and sorted(cl.cards) == [4, 5, 6, 7]
+    cl.show_page(10**6); assert cl.page == (len(cl.paths) - 1)//4
+    cl.prev_button.click(); assert cl.page == (len(cl.paths) - 1)//4 - 1
+
+def test_cleaner_refuses_multi_label(res):
+    ml = EvalResult({}, res.probs, np.eye(len(res.classes), dtype=int)[res.targets], res.paths, res.classes, 'multi_label')
+    with pytest.raises(ImgclsError, match='single-label'): WD.Cleaner(ml)
+
+# --- training monitor -------------------------------------------------------------------------------------
+
+def test_training_monitor_redraws_each_epoch():
+    mon = WD.TrainingMonitor()
+    assert len(mon.plot.value) == 0 and 'waiting' in mon.last.value
+    tr = types.SimpleNamespace(history=[])
+    pngs = []
+    for e, (ph, tl, vl, acc) in enumerate([('frozen', 2.0, 1.5, .5), ('unfrozen', 1.2, 1.1, .7), ('unfrozen', .9, 1.0, .75)]):
+        row = dict(epoch=e, phase=ph, train_loss=tl, valid_loss=vl, accuracy=acc, time=1.0)
+        tr.history.append(row); mon(tr, row)
+        png = bytes(mon.plot.value)
+        assert Image.open(io.BytesIO(png)).format == 'PNG' and png not in pngs
+        pngs.append(png)
+        assert f"{acc:.4g}" in mon.last.value and ph in mon.last.value
+    assert mon.history == tr.history and mon.history is not tr.history
+    fig = WD.plot_history(tr.history)
+    assert [l.get_label() for l in fig.axes[1].get_lines() if not l.get_label().startswith('_')] == ['accuracy']
+    assert [list(l.get_xdata()) for l in fig.axes[0].get_lines()][:1] == [[1, 2, 3]]
+
+def test_training_monitor_as_a_real_trainer_callback(fm):
+    from imgcls_nb.train import train
+    src = from_folder(fm)
+    it = src.items
+    small = DataSource(it[it.groupby([it.labels.map(lambda l: l[0]), it.is_valid]).cumcount() < 2].reset_index(drop=True), src.classes)
+    mon, seen = WD.TrainingMonitor(), []
+    mon.plot.observe(lambda ch: seen.append(len(mon.history)), 'value')
+    r = train(small, epochs=1, freeze_epochs=1, size=32, bs=8, progress=False, callbacks=[mon])
+    assert seen == [1, 2]                                          # redrawn after each epoch, while training ran
+    assert [h['phase'] for h in mon.history] == ['frozen', 'unfrozen']
+    assert mon.history == r.history.to_dict('records')
+
+# --- notebooks ------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize('nb', ['nbs/11_widgets.ipynb', 'nbs/tutorials/05_dashboards.ipynb'])
+def test_dashboard_notebooks_are_saved_without_widget_state(nb):
+    d = json.loads((ROOT/nb).read_text())
+    assert 'widgets' not in d['metadata']
+    assert all(not c.get('outputs') for c in d['cells'] if c['cell_type'] == 'code')
