@@ -568,17 +568,17 @@ def report(self:DatasetEditor):
     "The `dataset_report` of the tree as it is now"
     return dataset_report(from_folder(self.root))
 
-# %% ../nbs/11_widgets.ipynb #fe824b23
+# %% ../nbs/11_widgets.ipynb #38b970ff
 class _CleanerCard(W.VBox):
     "One image of the cleaner: thumbnail, caption, class dropdown and the action buttons"
     def __init__(self, r, png:bytes, classes:list, label:str):
-        self.label = W.Dropdown(options=sorted(set(classes) | {label}), value=label, layout=W.Layout(width='174px'))
+        self.label = W.Dropdown(options=sorted(set(classes) | {label}), value=label, layout=W.Layout(width='198px'))
         self.keep_button, self.relabel_button, self.quarantine_button, self.undo_button = [
-            W.Button(description=d, layout=W.Layout(width='86px')) for d in ('keep', 'relabel', 'quarantine', 'undo')]
+            W.Button(description=d, layout=W.Layout(width='98px')) for d in ('keep', 'relabel', 'quarantine', 'undo')]
         self.caption, self.state = W.HTML(_issue_html(r)), W.HTML()
         super().__init__([W.Image(value=png, format='png'), self.caption, self.label,
                           W.HBox([self.keep_button, self.relabel_button]), W.HBox([self.quarantine_button, self.undo_button]), self.state],
-                         layout=W.Layout(border='1px solid #ddd', margin='2px', padding='4px', width='190px'))
+                         layout=W.Layout(border='1px solid #ddd', margin='2px', padding='4px', width='212px'))
 
 def _issue_html(r) -> str:
     warn = "<div style='color:#c62828'>&#9888; likely label error</div>" if r.suspect else ''
