@@ -14,7 +14,7 @@ from .data import DataSource, from_folder
 
 # %% auto #0
 __all__ = ['pooled_features', 'extract_features', 'cached_features', 'fit_probe', 'ClipProbe', 'spec_from_clip',
-           'clip_probe_model', 'compare', 'evaluate_any', 'disagreements', 'plot_comparison']
+           'clip_probe_model', 'compare', 'disagreements', 'plot_comparison']
 
 # %% ../nbs/10b_ladder.ipynb #ef930b34
 def pooled_features(model, x:np.ndarray) -> np.ndarray:
@@ -155,23 +155,20 @@ def clip_probe_model(model:str, n_classes:int):
     probe.encoder.visual_projection.load_state_dict(clip.visual_projection.state_dict())
     return probe.eval(), spec_from_clip(proc)
 
-# %% ../nbs/10b_ladder.ipynb #05551f66
+# %% ../nbs/10b_ladder.ipynb #5c727fa4
 def compare(data, # A `DataSource`: its validation images (all images if none) are the evaluation set
             bs:int=64, **classifiers, # name=classifier (anything `evaluate` takes: bundles' classifiers, zero-shot)
            ):
     "A table of metrics and speed per approach, and the images they disagree on; returns (table, results, disagreements)"
+    from imgcls_nb.evaluate import evaluate
     rows, results = [], {}
     for name, clf in classifiers.items():
         if clf is None: continue
-        t0 = time.perf_counter(); r = evaluate_any(clf, data, bs); dt = time.perf_counter() - t0
+        t0 = time.perf_counter(); r = evaluate(clf, data, bs=bs); dt = time.perf_counter() - t0
         results[name] = r
         rows.append(dict(approach=name, accuracy=r.metrics.get('accuracy', r.metrics.get('subset_accuracy')), macro_f1=r.metrics['macro_f1'],
                          ece=r.metrics.get('ece_after'), images_per_s=len(r.paths)/dt, n=len(r.paths)))
     return pd.DataFrame(rows).set_index('approach'), results, disagreements(results)
-
-def evaluate_any(clf, data, bs:int=64):
-    from imgcls_nb.evaluate import evaluate
-    return evaluate(clf, data, bs=bs)
 
 # %% ../nbs/10b_ladder.ipynb #8b82fb07
 def disagreements(results:dict) -> pd.DataFrame:

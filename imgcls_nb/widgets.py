@@ -679,11 +679,7 @@ def _show_state(self:Cleaner, r:int, c:_CleanerCard):
     for b in (c.relabel_button, c.quarantine_button, c.label): b.disabled = label is None
     c.undo_button.disabled = not self.done[r]
 
-@patch
-def _safely(self:Cleaner, f, *args):
-    "Run a button's action; a problem is shown in the status line instead of vanishing into the widget log"
-    try: f(*args)
-    except ImgclsError as e: self.status.value = _error_html(e)
+Cleaner._safely = PredictDashboard._safely  # the same status-line error handling
 
 @patch
 def refresh_report(self:Cleaner):
