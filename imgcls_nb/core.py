@@ -115,5 +115,5 @@ def atomic_write_text(path, text:str):
 
 # %% ../nbs/00_core.ipynb #d99c05b8
 def human_count(n:int, word:str) -> str:
-    "'1 file', '1,204 files'"
-    return f"{n:,} {word}{'' if n == 1 else 's'}"
+    "'1 file', '1,204 files', '10 classes'"
+    return f"{n:,} {word}{'' if n == 1 else 'es' if word.endswith(('s', 'x', 'ch', 'sh')) else 's'}"

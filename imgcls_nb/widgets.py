@@ -44,7 +44,7 @@ def thumbnail_png(src, # A path, the file's bytes or a PIL image
                   size:int=96, # Longest side of the thumbnail
                  ) -> bytes:
     "PNG bytes of a thumbnail of `src` (a crossed grey square when it cannot be decoded)"
-    try: img = src if isinstance(src, Image.Image) else load_image(src)
+    try: img = src if isinstance(src, Image.Image) else load_image(src, draft=size)
     except ImgclsError: img = _broken(size)
     buf = io.BytesIO()
     fit_size(img, size).save(buf, 'PNG')
@@ -221,17 +221,22 @@ def _gallery(self:PredictDashboard, samples) -> W.Widget:
     return W.HBox([*tiles, self.all_samples], layout=W.Layout(flex_flow='row wrap', align_items='flex-end'))
 
 # %% ../nbs/11_widgets.ipynb #7866659d
+def _decoded(x):
+    "`x` decoded once for both models and the thumbnail (left as it is when it cannot be: the models then report why)"
+    try: return x if isinstance(x, Image.Image) else load_image(x)
+    except ImgclsError: return x
+
 @patch
 def classify(self:PredictDashboard, items:list, # (name, path or bytes) pairs
             ):
     "Classify images with both models and show them"
     if not items: return
     t0 = time.perf_counter()
-    names, inputs = [n for n,_ in items], [x for _,x in items]
-    self.images = list(items)
+    names, inputs = [n for n,_ in items], [_decoded(x) for _,x in items]
+    self.images = list(zip(names, inputs))
     self.fine = _named(self.clf.predict(inputs, self.top_k), names)
     self.zero = _named(self.zs.predict(inputs, self.top_k), names) if self.zs else []
-    self.cards = [_PredictionCard(n, thumbnail_png(x, self.thumb)) for n,x in items]
+    self.cards = [_PredictionCard(n, thumbnail_png(x, self.thumb)) for n,x in zip(names, inputs)]
     self.results.children = self.cards
     self.render()
     self.seconds = time.perf_counter() - t0

@@ -1,9 +1,11 @@
 """The dashboards in a real browser: JupyterLab on loopback, headless Chromium driven by Playwright.
 
-Runs a small notebook (prediction dashboard with a tiny CLIP, confusion explorer, cleaner on a copy
-of the sample data), uploads a real photo through the upload button, checks the predictions, clicks a
-confusion cell and the cleaner's buttons, and saves screenshots (to $IMGCLS_ARTIFACTS, else a temp
-folder). Needs Debian's chromium (`apt-get install chromium`), `pip install playwright jupyterlab` and
+Opens a copy of the dashboard tutorial (`nbs/tutorials/05_dashboards.ipynb`, outputs cleared, one cell
+appended that prints where things are), runs all of it from the Run menu (it trains its small model, builds
+the dashboards on its own copy of the sample data, with a tiny local CLIP), then uses the dashboards as a
+user would: uploads a real photo through the upload button and checks the predictions, clicks a confusion
+cell and checks its thumbnails, quarantines an image with the cleaner's button and undoes it, checking the
+files on disk. Screenshots go to $IMGCLS_ARTIFACTS (else a temp folder). Needs Debian's chromium (`apt-get install chromium`), `pip install playwright jupyterlab` and
 no browser download. Skipped when those are missing, unless IMGCLS_REQUIRE_BROWSER is set (CI sets it):
 then their absence is a failure."""
 import csv, json, os, re, secrets, shutil, signal, socket, subprocess, sys, time, urllib.request
@@ -30,32 +32,31 @@ def tools():
 
 # --- the notebook and the server ------------------------------------------------------------------------
 
-def notebook(bundle:Path, data:Path, work:Path) -> dict:
-    "The notebook the browser runs: three dashboards on the tiny bundle, the sample data copy and a tiny CLIP"
-    cells = [f"""import os
-os.environ['HF_HUB_OFFLINE'] = '1'
-from pathlib import Path
-from imgcls_nb.bundle import load_bundle
-from imgcls_nb.data import from_folder
-from imgcls_nb.evaluate import evaluate
-from imgcls_nb.widgets import PredictDashboard, ConfusionExplorer, Cleaner
-from imgcls_nb.zeroshot import ZeroShotClassifier, tiny_clip
-clf = load_bundle({str(bundle)!r})
-zs = ZeroShotClassifier(clf.classes, tiny_clip({str(work/'tiny-clip')!r}))
-dash = PredictDashboard(clf, zs)
-dash""",
-    f"""res = evaluate(clf, from_folder({str(data)!r}))
+TUTORIAL = Path(__file__).resolve().parents[1]/'nbs'/'tutorials'/'05_dashboards.ipynb'
+
+# One cell appended to the copy: it prints where the tutorial put things, for the test to check on disk and in the page
+PROBE = """# added by tests/test_browser.py
 cm = res.confusion()
-i, j = divmod(int(cm.argmax()), len(cm))
-print(f'BUSIEST {{i}} {{j}} {{cm[i, j]}}')
-ConfusionExplorer(res)""",
-    """cleaner = Cleaner(res, per_page=4)
+i = int(cm.diagonal().argmax())
+print(f'BUSIEST {i} {i} {cm[i, i]} {explorer.max_images}')
+print('DATA', data)
 print('FIRST', cleaner.paths[0])
-cleaner""",
-    "print('ALL' + 'DONE')"]
-    return dict(cells=[dict(cell_type='code', execution_count=None, id=f'c{k}', metadata={}, outputs=[], source=s) for k,s in enumerate(cells)],
-                metadata={'kernelspec': {'display_name': 'Python 3 (ipykernel)', 'language': 'python', 'name': 'python3'}},
-                nbformat=4, nbformat_minor=5)
+print('ALL' + 'DONE')"""
+
+def notebook() -> dict:
+    "A copy of the dashboard tutorial, outputs cleared, with the `PROBE` cell appended"
+    nb = json.loads(TUTORIAL.read_text())
+    for c in nb['cells']:
+        if c['cell_type'] == 'code': c.update(outputs=[], execution_count=None)
+    nb['cells'].append(dict(cell_type='code', execution_count=None, id='probe', metadata={}, outputs=[], source=PROBE))
+    nb['metadata']['kernelspec'] = {'display_name': 'Python 3 (ipykernel)', 'language': 'python', 'name': 'python3'}
+    return nb
+
+def lab_settings(home:Path):
+    "Render every cell of the notebook (JupyterLab's windowing would leave cells far below the view out of the page)"
+    f = home/'settings'/'@jupyterlab'/'notebook-extension'/'tracker.jupyterlab-settings'
+    f.parent.mkdir(parents=True, exist_ok=True)
+    f.write_text(json.dumps({'windowingMode': 'none'}))
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -67,11 +68,13 @@ def get(url:str, timeout:float=5):
     return urllib.request.build_opener(urllib.request.ProxyHandler({})).open(url, timeout=timeout)
 
 def start_lab(root:Path, home:Path, log) -> tuple:
-    "JupyterLab on 127.0.0.1 with a token, its own config/runtime folders, no browser; returns (process, url, token)"
+    "JupyterLab on 127.0.0.1 with a token, its own config/runtime/temp folders, no browser; returns (process, url, token)"
+    lab_settings(home); (home/'tmp').mkdir(exist_ok=True)
     port, token = free_port(), secrets.token_hex(16)
     env = {**os.environ, 'HF_HUB_OFFLINE': '1', 'JUPYTER_CONFIG_DIR': str(home/'config'), 'JUPYTER_RUNTIME_DIR': str(home/'runtime'),
            'JUPYTERLAB_SETTINGS_DIR': str(home/'settings'), 'JUPYTERLAB_WORKSPACES_DIR': str(home/'workspaces'),
-           'NO_PROXY': '127.0.0.1,localhost', 'no_proxy': '127.0.0.1,localhost', 'PYTHONUNBUFFERED': '1'}
+           'NO_PROXY': '127.0.0.1,localhost', 'no_proxy': '127.0.0.1,localhost', 'PYTHONUNBUFFERED': '1',
+           'TMPDIR': str(home/'tmp')}  # the tutorial's tempfile.mkdtemp() lands in the test's own folder
     cmd = [sys.executable, '-m', 'jupyterlab', '--no-browser', '--ServerApp.ip=127.0.0.1', f'--ServerApp.port={port}',
            '--ServerApp.port_retries=0', f'--IdentityProvider.token={token}', f'--ServerApp.root_dir={root}',
            '--ServerApp.terminals_enabled=False', '--LabApp.news_url=', '--LabApp.extension_manager=readonly',
@@ -133,20 +136,20 @@ def artifacts(tmp_path) -> Path:
     d.mkdir(parents=True, exist_ok=True)
     return d
 
-def test_dashboards_in_jupyterlab(tools, tiny_bundle, fm, tmp_path, artifacts):
+def test_dashboard_tutorial_in_jupyterlab(tools, tmp_path, artifacts):
+    "Open the dashboard tutorial in JupyterLab, run it, then use its dashboards with the mouse"
     from playwright.sync_api import sync_playwright, expect
     import skimage.data
     from PIL import Image
     t0 = time.time()
     work, home = tmp_path/'lab', tmp_path/'home'
     work.mkdir(); home.mkdir()
-    data = Path(shutil.copytree(fm, tmp_path/'data'))
     photo = tmp_path/'chelsea.jpg'
     Image.fromarray(skimage.data.chelsea()).save(photo, quality=90)
-    (work/'dashboards.ipynb').write_text(json.dumps(notebook(tiny_bundle, data, work)))
+    (work/'05_dashboards.ipynb').write_text(json.dumps(notebook()))
     log = open(artifacts/'jupyterlab.log', 'w')
     proc, url, token = start_lab(work, home, log)
-    start_kernel(url, token, 'dashboards.ipynb')
+    start_kernel(url, token, '05_dashboards.ipynb')
     console = []
     try:
         with sync_playwright() as p:
@@ -154,7 +157,7 @@ def test_dashboards_in_jupyterlab(tools, tiny_bundle, fm, tmp_path, artifacts):
             page = browser.new_page(viewport={'width': 1500, 'height': 1100})
             page.set_default_timeout(60_000)
             page.on('console', lambda m: console.append(f"{m.type}: {m.text}"))
-            page.goto(f'{url}/lab/tree/dashboards.ipynb?token={token}')
+            page.goto(f'{url}/lab/tree/05_dashboards.ipynb?token={token}')
             page.wait_for_selector('.jp-Notebook .jp-Cell', timeout=90_000)
             expect(page.get_by_text(re.compile(r'Python 3 \(ipykernel\) \| Idle'))).to_be_visible(timeout=90_000)  # kernel ready
             dismiss(page)
@@ -162,7 +165,10 @@ def test_dashboards_in_jupyterlab(tools, tiny_bundle, fm, tmp_path, artifacts):
 
             page.locator('.lm-MenuBar-itemLabel', has_text=re.compile('^Run$')).click()
             page.locator('.lm-Menu-item[data-command="runmenu:run-all"]').click()
-            expect(page.locator('.jp-OutputArea-output', has_text=re.compile('ALLDONE'))).to_be_visible(timeout=120_000)
+            expect(page.locator('.jp-OutputArea-output', has_text=re.compile('ALLDONE'))).to_be_visible(timeout=180_000)
+            assert page.locator('.jp-OutputArea-output', has_text=re.compile('Traceback|Error:')).count() == 0, "a tutorial cell failed"
+            data = Path(printed(page, r'DATA (\S+)').group(1))
+            assert data.is_dir() and home/'tmp' in data.parents, data   # the tutorial's own copy of the sample data
             expect(page.locator('.imgcls-upload')).to_be_visible()
             page.screenshot(path=str(artifacts/'1-ran-all.png'), full_page=True)
 
@@ -181,18 +187,18 @@ def test_dashboards_in_jupyterlab(tools, tiny_bundle, fm, tmp_path, artifacts):
             results.scroll_into_view_if_needed()
             page.screenshot(path=str(artifacts/'2-uploaded.png'), full_page=True)
 
-            # click the fullest confusion cell: its thumbnails appear
-            i, j, n = map(int, printed(page, r'BUSIEST (\d+) (\d+) (\d+)').groups())
+            # click the fullest confusion cell (not the one the tutorial selected): its thumbnails appear
+            i, j, n, most = map(int, printed(page, r'BUSIEST (\d+) (\d+) (\d+) (\d+)').groups())
             page.locator(f'.imgcls-cell-{i}-{j}').click()
             detail = page.locator('.imgcls-detail')
-            expect(detail.locator('img')).to_have_count(min(n, 40), timeout=30_000)
+            expect(detail.locator('img')).to_have_count(min(n, most), timeout=30_000)
             expect(page.locator('.imgcls-confusion')).to_contain_text(f'{n} images of')
             detail.scroll_into_view_if_needed()
             page.screenshot(path=str(artifacts/'3-confusion-cell.png'), full_page=True)
 
             # the cleaner's first card: quarantine moves the file on disk, undo brings it back
             first = Path(printed(page, r'FIRST (\S+)').group(1))
-            quarantined = data.parent/'data_quarantine'/first.relative_to(data)
+            quarantined = data.parent/f'{data.name}_quarantine'/first.relative_to(data)
             assert first.is_file()
             cleaner = page.locator('.imgcls-cleaner')
             cleaner.locator('button', has_text='quarantine').first.click()
@@ -203,8 +209,8 @@ def test_dashboards_in_jupyterlab(tools, tiny_bundle, fm, tmp_path, artifacts):
             page.screenshot(path=str(artifacts/'4-cleaner-quarantined.png'), full_page=True)
             cleaner.locator('button', has_text='undo').first.click()
             assert wait_for_file(lambda: first.is_file() and not quarantined.exists()), "undo click did not move the file back"
-            with open(data.parent/'data_quarantine'/'actions.csv', newline='') as f:
-                assert [r['action'] for r in csv.DictReader(f)] == ['quarantine', 'undo']
+            with open(data.parent/f'{data.name}_quarantine'/'actions.csv', newline='') as f:   # the tutorial's four, then ours
+                assert [r['action'] for r in csv.DictReader(f)] == ['quarantine', 'relabel', 'undo', 'undo', 'quarantine', 'undo']
             browser.close()
     finally:
         stop(proc); log.close()
