@@ -10,8 +10,9 @@ per-channel weights, percentile calibration on 128 training images).
 
 Speed: images/s of the model alone (preprocessed float32 batches of real validation images; decoding is the
 same for every backend), at batch 1 and 32, for each intra-op thread count. Each round times every backend once,
-in turn, so that a change in the machine's load hits them alike; the table shows the median over the rounds and
-the ratio to eager PyTorch at the same batch size and thread count. Accuracy: the 200 sample validation images.
+in turn, so that a change in the machine's load hits them alike; each ONNX Runtime backend runs in a session of
+its own made for its turn, as in a deployment (sessions left alive spin-wait and slow whichever runs next). The
+table shows the median over the rounds and the ratio to eager PyTorch at the same batch size and thread count. Accuracy: the 200 sample validation images.
 """
 import argparse, os, statistics, sys, tempfile, time
 from pathlib import Path
@@ -51,32 +52,37 @@ def torch_runner(model, channels_last:bool):
     return run
 
 def runners(bundle:Path, models:dict, threads:int) -> dict:
-    "{backend name: function of a float32 batch}, all with `threads` intra-op threads"
+    "{backend name: function that makes a runner (a function of a float32 batch)}, all with `threads` intra-op threads"
     import copy, torch
     from imgcls_nb.bundle import read_config, build_model, load_weights
     from imgcls_nb.export import ort_session
     torch.set_num_threads(threads)
     m = load_weights(bundle, build_model(read_config(bundle))).eval()
-    rs = {'PyTorch eager': torch_runner(m, False), 'PyTorch channels_last': torch_runner(copy.deepcopy(m), True)}
+    eager, cl = torch_runner(m, False), torch_runner(copy.deepcopy(m), True)
+    rs = {'PyTorch eager': lambda: eager, 'PyTorch channels_last': lambda: cl}
     for name, blob in models.items():
-        s = ort_session(blob, threads)
-        rs[name] = lambda x, s=s: s.run(None, {'input': x})[0]
+        rs[name] = lambda blob=blob: (lambda x, s=ort_session(blob, threads): s.run(None, {'input': x})[0])
     return rs
 
 def time_round(rs:dict, xb:np.ndarray, calls:int) -> dict:
-    "Seconds per call of every backend, timed one after the other"
+    """Seconds per call of every backend, one after the other. Each ONNX Runtime backend gets a fresh session that
+    is dropped after its turn: a live session's idle threads spin-wait for work and take the cores from whichever
+    backend runs next (measured: two 2-thread sessions called in turn both ran at about half speed)"""
     out = {}
-    for name, run in rs.items():
+    for name, make in rs.items():
+        run = make()
+        time.sleep(0.05)      # let the previous backend's threads go idle
+        run(xb); run(xb)      # warm-up
         t = time.perf_counter()
         for _ in range(calls): run(xb)
         out[name] = (time.perf_counter() - t)/calls
+        del run
     return out
 
 def measure(rs:dict, x:np.ndarray, bs:int, rounds:int) -> dict:
-    "Median images/s of every backend at batch `bs` over `rounds` interleaved rounds (after a warm-up)"
+    "Median images/s of every backend at batch `bs` over `rounds` interleaved rounds"
     xb = np.ascontiguousarray(np.resize(x, (bs, *x.shape[1:])))
-    calls = 8 if bs == 1 else 1
-    time_round(rs, xb, 2)
+    calls = 16 if bs == 1 else 2
     secs = [time_round(rs, xb, calls) for _ in range(rounds)]
     return {name: bs/statistics.median(s[name] for s in secs) for name in rs}
 

@@ -10,7 +10,9 @@ Then, on this machine, in one run:
 
 1. `benchmark_bundle` (the table of `imgcls bench`): model-only images/s per backend at batch 1 and 32;
 2. `predict_files` end to end (decode, preprocess, model, CSV output) with 0, 1 and 2 decoding workers,
-   as a share of the model-only rate of the same backend.
+   as a share of the model-only rate of the same backend; with Pillow alone as the decoder (the baseline) and
+   with the fast decoders; and with the model on one thread and one decoding worker on the other core, as a
+   share of the one-thread model-only rate (is the model kept fed when decoding has a core of its own?).
 """
 import argparse, shutil, statistics, tempfile, time
 from pathlib import Path
@@ -54,6 +56,7 @@ def main():
     from imgcls_nb.bundle import save_result
     from imgcls_nb.export import export_bundle
     from imgcls_nb.predict import benchmark_bundle, load_classifier, model_rate, e2e_rate, _prepare
+    from imgcls_nb.core import available_cores
     work = Path(tempfile.mkdtemp())
     src = from_folder(sample_data())
     bundle = save_result(fit_probe(src, size=224, stages=0, progress=False), work/'lite0_224')
@@ -62,17 +65,31 @@ def main():
     table, e2e = benchmark_bundle(bundle, files, runs=a.runs)
     print(f"### model only, images/s (median of {a.runs}), {len(files)} photos decoded for input\n")
     print(markdown(table))
+    import imgcls_nb.data as D
     clf = load_classifier(bundle)   # what predict_files uses: the bundle's default ONNX model
+    one = load_classifier(bundle, threads=1)
     x = _prepare(files[:64], clf.spec)[0]
-    base = model_rate(clf, x, 32, a.runs)
-    print(f"\nint8 kept as default: {load_classifier(bundle).backend == 'onnx-int8'}")
+    base, base1 = model_rate(clf, x, 32, a.runs), model_rate(one, x, 32, a.runs)
+    print(f"\nint8 kept as default: {clf.backend == 'onnx-int8'}")
+    def decode_ms(fast):
+        D.FAST_DECODE = fast
+        try:
+            t = time.perf_counter(); _prepare(files, clf.spec); return 1000*(time.perf_counter() - t)/len(files)
+        finally: D.FAST_DECODE = True
+    ms = {True: [], False: []}
+    for _ in range(3):
+        for fast in (True, False): ms[fast].append(decode_ms(fast))
+    print(f"\ndecoding + preprocessing one file in one process (median of 3): {statistics.median(ms[True]):.2f} ms with the fast decoders "
+          f"({', '.join(sorted(D.fast_decoders())) or 'none installed'}), {statistics.median(ms[False]):.2f} ms with Pillow alone")
     print(f"\n### end to end, predict_files over {len(files)} photo files (JPEG + PNG), batch 32, {e2e['backend']}\n")
-    print('| workers | images/s | share of model-only |\n|---|---|---|')
-    for w in (0, 1, 2):
-        r = e2e_rate(clf, files, 32, w, runs=3)
-        print(f"| {w} | {r:.1f} | {r/base:.2f} |")
-    print(f"\nmodel-only rate of the same classifier in this run: {base:.1f} images/s; decoding + preprocessing one file in one "
-          f"process: {e2e['decode_ms_per_image']} ms")
+    print(f"model-only rate in this run: {base:.1f} images/s on {available_cores()} threads, {base1:.1f} on 1 thread\n")
+    print('| model threads | decoding workers | decoder | images/s | share of model-only, same threads | share of model-only, all cores |\n|---|---|---|---|---|---|')
+    for threads, w, fast in [(None, 0, False), (None, 0, True), (None, 1, True), (None, 2, True), (1, 1, True)]:
+        D.FAST_DECODE = fast
+        try: r = e2e_rate(one if threads == 1 else clf, files, 32, w, runs=3)
+        finally: D.FAST_DECODE = True
+        ref = base1 if threads == 1 else base
+        print(f"| {threads or available_cores()} | {w} | {'fast' if fast else 'Pillow'} | {r:.1f} | {r/ref:.2f} | {r/base:.2f} |")
     from imgcls_nb.data import sample_data
     small = [str(f) for f in sorted((sample_data()/'valid').rglob('*.png'))]
     r = e2e_rate(clf, small, 32, 0, runs=3)

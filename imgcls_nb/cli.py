@@ -40,7 +40,7 @@ def cmd_predict(a):
     "Classify files, folders, globs and CSV lists with a bundle, streaming rows to --out"
     from imgcls_nb.predict import predict_files
     r = predict_files(a.bundle, a.inputs, a.out, format=a.format, top_k=max(1, a.top_k), bs=a.batch_size, workers=a.workers,
-                      resume=a.resume, tta=a.tta, backend=a.backend, progress=a.out is not None and sys.stderr.isatty())
+                      resume=a.resume, tta=a.tta, backend=a.backend, threads=a.threads, progress=a.out is not None and sys.stderr.isatty())
     msg = f"classified {r['classified']:,} images with {r['backend']} at {r['images_per_s']:.0f} images/s"
     msg += f"; {r['unreadable']:,} could not be read (see the error column)" if r['unreadable'] else ''
     msg += f"; skipped {r['skipped']:,} already in {a.out}" if r['skipped'] else ''
@@ -160,6 +160,7 @@ def _predict_parser(sub):
     p.add_argument('--backend', choices=['auto', 'onnx', 'torch'], default='auto', help='auto: ONNX Runtime when the bundle has model.onnx')
     p.add_argument('--batch-size', type=int, default=32, help='images per model call (default 32)')
     p.add_argument('--workers', type=int, help='decoding processes (default: cores - 2, so 0 on a 2-core machine, where decoding in-process measured fastest)')
+    p.add_argument('--threads', type=int, help='model threads (default: every available core)')
     p.add_argument('--resume', action='store_true', help='skip inputs already in --out and append the rest')
     p.add_argument('--tta', action='store_true', help='test-time augmentation: average with the mirrored image')
     p.set_defaults(func=cmd_predict)

@@ -6,7 +6,7 @@ Docs: https://imgcls-nb.github.io/imgcls_nb/data.html.md"""
 
 # %% ../nbs/01_data.ipynb #71a50148
 from __future__ import annotations
-import hashlib, io, warnings
+import functools, hashlib, io, warnings
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -17,9 +17,9 @@ from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 from .core import *
 
 # %% auto #0
-__all__ = ['MAX_IMAGE_PIXELS', 'TASKS', 'sample_data', 'to_rgb', 'load_image', 'image_extensions', 'walk_files', 'inspect_image',
-           'check_images', 'DataSource', 'split_valid', 'from_df', 'from_csv', 'from_folder', 'DatasetReport',
-           'dataset_report']
+__all__ = ['MAX_IMAGE_PIXELS', 'FAST_DECODE', 'TASKS', 'sample_data', 'to_rgb', 'fast_decoders', 'load_image', 'image_extensions',
+           'walk_files', 'inspect_image', 'check_images', 'DataSource', 'split_valid', 'from_df', 'from_csv',
+           'from_folder', 'DatasetReport', 'dataset_report']
 
 # %% ../nbs/01_data.ipynb #e7ae78ba
 def sample_data(name:str='fashion_mnist') -> Path:
@@ -71,6 +71,46 @@ def _check_pixels(img, name, max_pixels):
         raise ImageDecodeError(name, f'{w}x{h} = {w*h:,} pixels exceeds the decompression-bomb limit of '
             f'{max_pixels:,}; raise imgcls_nb.data.MAX_IMAGE_PIXELS if you trust this file')
 
+# %% ../nbs/01_data.ipynb #d97576c7
+FAST_DECODE = True # Decode plain 8-bit JPEG/PNG files with simplejpeg/pyspng when installed (same pixels as Pillow, faster)
+
+@functools.cache
+def fast_decoders() -> dict:
+    "{Pillow format: function(bytes, mode) -> uint8 array} for the fast decoders that are installed"
+    out = {}
+    try:
+        import simplejpeg
+        out['JPEG'] = lambda b, mode: simplejpeg.decode_jpeg(b, colorspace='RGB' if mode == 'RGB' else 'GRAY')
+    except ImportError: pass
+    try:
+        import pyspng
+        out['PNG'] = lambda b, mode: pyspng.load(b)
+    except ImportError: pass
+    return out
+
+def _upright(img) -> bool:
+    try: return img.getexif().get(0x0112, 1) == 1
+    except Exception: return False  # unreadable EXIF: Pillow's path decides
+
+def _plain(img, data:bytes) -> bool:
+    "Whether Pillow would give `img` as 8-bit RGB or L, without transparency or rotation"
+    if img.mode not in ('RGB', 'L') or 'transparency' in img.info: return False
+    if img.format == 'JPEG': return _upright(img)
+    # PNG: IHDR says 8-bit RGB or grey, and no EXIF chunk (Pillow would have to decode the file to find one after the pixels)
+    return data[24:26] in (b'\x08\x02', b'\x08\x00') and b'eXIf' not in data
+
+def _fast_decode(img, src) -> Image.Image|None:
+    "`img` decoded by a fast decoder when one applies (see `fast_decoders`), else None (and `img` untouched)"
+    dec = fast_decoders().get(img.format) if FAST_DECODE else None
+    if dec is None or not isinstance(src, (str, Path, bytes, bytearray)): return None
+    data = Path(src).read_bytes() if isinstance(src, (str, Path)) else bytes(src)
+    if not _plain(img, data): return None
+    try: a = dec(data, img.mode)
+    except Exception: return None  # Pillow decodes it, or says what is wrong
+    if a.dtype != np.uint8 or a.shape[:2] != img.size[::-1]: return None
+    img.close()
+    return Image.fromarray(a.reshape(a.shape[:2]) if img.mode == 'L' else a, img.mode)
+
 # %% ../nbs/01_data.ipynb #905b84e7
 def _exif_transpose(img):
     try: return ImageOps.exif_transpose(img)
@@ -93,10 +133,11 @@ def load_image(src, # A path, the file's bytes, or a binary file object
             img = _open(src)
             _check_pixels(img, name, MAX_IMAGE_PIXELS if max_pixels is None else max_pixels)
             if draft and img.format == 'JPEG': img.draft('RGB', (draft, draft))
-            img.load()
+            fast = None if draft else _fast_decode(img, src)
+            if fast is None: img.load()
     except ImgclsError: raise
     except Exception as e: raise ImageDecodeError(name, _reason(e)) from None
-    return to_rgb(_exif_transpose(img))
+    return to_rgb(fast if fast is not None else _exif_transpose(img))
 
 # %% ../nbs/01_data.ipynb #752b5b89
 def image_extensions() -> set:

@@ -19,8 +19,8 @@ from .data import DataSource, from_folder, sample_data
 __all__ = ['ONNX_FILE', 'INT8_FILE', 'INPUT', 'OUTPUT', 'EXPORTERS', 'META_KEYS', 'INT8_FORMATS', 'ExportError', 'torch_to_onnx',
            'onnx_metadata', 'set_metadata', 'decode_metadata', 'ort_session', 'OnnxClassifier', 'export_data',
            'parity_paths', 'decode_arrays', 'parity', 'check_parity', 'export_onnx', 'refresh_metadata',
-           'calibration_arrays', 'quantize_int8', 'images_per_s', 'measure', 'export_int8', 'export_summary',
-           'export_bundle']
+           'calibration_arrays', 'head_nodes', 'quantize_int8', 'images_per_s', 'measure', 'export_int8',
+           'export_summary', 'export_bundle']
 
 # %% ../nbs/08_export.ipynb #d23312f1
 ONNX_FILE, INT8_FILE = 'model.onnx', 'model.int8.onnx' # File names inside a bundle
@@ -255,19 +255,25 @@ def calibration_arrays(data:DataSource, spec, n:int=128, seed:int=0) -> np.ndarr
     return decode_arrays(spec, list(df.path.sample(min(n, len(df)), random_state=seed)))
 
 # %% ../nbs/08_export.ipynb #e5fa241c
-def _quantize(pre:str, out:str, x_calib, fmt:str, per_channel:bool, method:str, cache:str):
+def _quantize(pre:str, out:str, x_calib, fmt:str, per_channel:bool, method:str, cache:str, exclude:list):
     "ONNX Runtime's `quantize_static`, calibrating one batch at a time (bounded memory) with the ranges cached in `cache`"
     from onnxruntime.quantization import quantize_static, QuantFormat, QuantType, CalibrationMethod
     with contextlib.redirect_stdout(io.StringIO()):  # the histogram calibrators print per batch
         quantize_static(pre, out, _Batches(x_calib), quant_format=QuantFormat[fmt], per_channel=per_channel,
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, calibrate_method=CalibrationMethod[method],
-                        calibration_cache_path=cache, extra_options={'CalibStridedMinMax': 1})
+                        calibration_cache_path=cache, nodes_to_exclude=exclude, extra_options={'CalibStridedMinMax': 1})
+
+def head_nodes(model_path:str) -> list:
+    "Name of the classifier head of an ONNX model: its last Gemm or MatMul node (empty if it has none)"
+    import onnx
+    return [n.name for n in onnx.load(model_path).graph.node if n.op_type in ('Gemm', 'MatMul')][-1:]
 
 def quantize_int8(fp32:bytes, # An fp32 ONNX model
                   x_calib:np.ndarray, # Preprocessed calibration images
                   formats:tuple=INT8_FORMATS, # 'QOperator' and/or 'QDQ'
                   per_channel:bool=True, # Per-output-channel weight scales
                   method:str='Percentile', # Activation ranges: 'MinMax', 'Percentile', 'Entropy' or 'Distribution'
+                  float_head:bool=True, # Leave the classifier head (last Gemm/MatMul) in float
                  ) -> dict:
     "{format: int8 model bytes}: static quantization (uint8 activations, int8 weights), calibrated once for all formats"
     import tempfile
@@ -276,7 +282,8 @@ def quantize_int8(fp32:bytes, # An fp32 ONNX model
         src, pre, cache = (str(Path(d)/n) for n in ('fp32.onnx', 'pre.onnx', 'ranges.json'))
         Path(src).write_bytes(fp32)
         quant_pre_process(src, pre)
-        for fmt in formats: _quantize(pre, str(Path(d)/fmt), x_calib, fmt, per_channel, method, cache)
+        exclude = head_nodes(pre) if float_head else []
+        for fmt in formats: _quantize(pre, str(Path(d)/fmt), x_calib, fmt, per_channel, method, cache, exclude)
         return {fmt: (Path(d)/fmt).read_bytes() for fmt in formats}
 
 # %% ../nbs/08_export.ipynb #3388a117
@@ -331,7 +338,7 @@ def _int8_inputs(bundle:Path, data, n_calib:int, n_eval:int|None) -> tuple:
 def export_int8(bundle, # Bundle folder with an ONNX export
                 data=None, # `DataSource` or ImageFolder path: training images calibrate, validation images measure
                 formats:tuple=INT8_FORMATS, # Quantization formats to measure
-                per_channel:bool=True, method:str='Percentile', # See `quantize_int8`
+                per_channel:bool=True, method:str='Percentile', float_head:bool=True, # See `quantize_int8`
                 n_calib:int=128, # Calibration images
                 n_eval:int|None=2000, # Validation images to measure accuracy on (None: all)
                 max_drop:float=0.01, # Largest accuracy loss for int8 to become the default
@@ -341,7 +348,7 @@ def export_int8(bundle, # Bundle folder with an ONNX export
     bundle = Path(bundle)
     cfg, fp32, ev, xc, xt = _int8_inputs(bundle, data, n_calib, n_eval)
     base, ref = measure(OnnxClassifier(ort_session(fp32, threads), cfg), ev, xt)
-    cands = _int8_candidates(fp32, cfg, ev, xc, xt, ref, formats, threads, per_channel=per_channel, method=method)
+    cands = _int8_candidates(fp32, cfg, ev, xc, xt, ref, formats, threads, per_channel=per_channel, method=method, float_head=float_head)
     (best, q), default = _pick_int8(cands, base, max_drop)
     rec = dict(file=INT8_FILE, sha256=_write_model(bundle/INT8_FILE, q, cfg), **best, fp32=base, drop=base['metric'] - best['metric'],
                max_drop=max_drop, calibration_images=len(xc), threads=threads or available_cores(), candidates=[c for c,_ in cands])

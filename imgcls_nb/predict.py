@@ -56,14 +56,16 @@ def has_onnx(bundle) -> bool:
 
 def load_classifier(bundle, # Bundle folder
                     backend:str='auto', # 'onnx', 'torch', or 'auto' (ONNX when the bundle has it)
+                    threads:int|None=None, # Model threads (default: every available core)
                     **kwargs):
     "The bundle's classifier on the chosen backend"
     if backend not in ('auto', 'onnx', 'torch'): raise ValueError(f"backend must be auto, onnx or torch, not {backend!r}")
     if backend == 'onnx' or (backend == 'auto' and has_onnx(bundle)):
         if not has_onnx(bundle): raise BundleError(f"{bundle}: no model.onnx in the bundle; run `imgcls export {bundle}` first, or use backend='torch'")
         from imgcls_nb.export import OnnxClassifier
-        return OnnxClassifier.from_bundle(bundle, **kwargs)
+        return OnnxClassifier.from_bundle(bundle, threads=threads, **kwargs)
     from imgcls_nb.bundle import load_bundle
+    if threads: set_threads(threads)
     return load_bundle(bundle, **kwargs)
 
 # %% ../nbs/09_predict.ipynb #9f51c3db
@@ -222,11 +224,12 @@ def predict_files(clf, # A classifier (`load_classifier`), or a bundle folder
                   resume:bool=False, # Skip inputs already in `out`, append the rest
                   tta:bool=False, # Average each image with its mirror image
                   backend:str='auto', # When `clf` is a folder: 'onnx', 'torch' or 'auto'
+                  threads:int|None=None, # When `clf` is a folder: model threads (default: every core)
                   progress:bool=True, # Show a progress bar
                  ) -> dict:
     "Classify every input, streaming rows to `out`; returns counts, time and images/s"
     from tqdm.auto import tqdm
-    if isinstance(clf, (str, Path)): clf = load_classifier(clf, backend)
+    if isinstance(clf, (str, Path)): clf = load_classifier(clf, backend, threads)
     out = sys.stdout if out is None else out
     fmt = output_format('' if hasattr(out, 'write') else out, format)
     done = done_paths(out, fmt) if resume and not hasattr(out, 'write') else set()
@@ -269,17 +272,24 @@ def model_rate(clf, x:np.ndarray, bs:int, runs:int=5) -> float:
 
 # %% ../nbs/09_predict.ipynb #96e12132
 def _backends(bundle) -> dict:
-    "name -> (logits callable, threads) for every backend the bundle can run on"
+    """name -> (function making a logits callable, threads) for every backend the bundle can run on. Each is made
+    just before it is timed and dropped after: an idle ONNX Runtime session's threads spin-wait for a while and
+    would take the cores from the next backend (two 2-thread sessions run in turn were measured at half speed)"""
     import torch
     from imgcls_nb.bundle import load_bundle
     clf = load_bundle(bundle)
-    out = {'pytorch eager': (_TorchLogits(clf.model, False), torch.get_num_threads()),
-           'pytorch channels_last': (_TorchLogits(clf.model, True), torch.get_num_threads())}
+    out = {'pytorch eager': (lambda: _TorchLogits(clf.model, False), torch.get_num_threads()),
+           'pytorch channels_last': (lambda: _TorchLogits(clf.model, True), torch.get_num_threads())}
     if has_onnx(bundle):
         from imgcls_nb.export import OnnxClassifier
-        out['onnxruntime fp32'] = (OnnxClassifier.from_bundle(bundle, int8=False), available_cores())
-        if (clf.cfg.get('onnx') or {}).get('int8'): out['onnxruntime int8'] = (OnnxClassifier.from_bundle(bundle, int8=True), available_cores())
+        out['onnxruntime fp32'] = (lambda: OnnxClassifier.from_bundle(bundle, int8=False), available_cores())
+        if (clf.cfg.get('onnx') or {}).get('int8'): out['onnxruntime int8'] = (lambda: OnnxClassifier.from_bundle(bundle, int8=True), available_cores())
     return out
+
+def _timed(make, x:np.ndarray, batch_sizes, runs:int) -> dict:
+    "{'batch N': images/s} of a freshly made backend"
+    c = make(); time.sleep(0.05)  # the previous backend's threads go idle
+    return {f'batch {bs}': round(model_rate(c, x, bs, runs), 1) for bs in batch_sizes}
 
 def e2e_rate(clf, files:list, bs:int=32, workers:int|None=None, runs:int=3) -> float:
     "Median images/s of `predict_files` over `files` (output written to a temporary CSV)"
@@ -298,11 +308,10 @@ def benchmark_bundle(bundle, # Bundle folder
     from imgcls_nb.data import sample_data
     files = [str(f) for f in (files or iter_inputs(sample_data()/'valid'))]
     backends = _backends(bundle)
-    first = next(iter(backends.values()))[0]
     from imgcls_nb.bundle import read_config
     spec = PreprocessSpec.from_dict(read_config(bundle)['preprocess'])
     x = _prepare(files[:64], spec)[0]
-    rows = [dict(backend=n, threads=t, **{f'batch {bs}': round(model_rate(c, x, bs, runs), 1) for bs in batch_sizes}) for n,(c,t) in backends.items()]
+    rows = [dict(backend=n, threads=t, **_timed(make, x, batch_sizes, runs)) for n,(make,t) in backends.items()]
     table = pd.DataFrame(rows).set_index('backend')
     col = f'batch {max(batch_sizes)}'
     table['vs eager'] = (table[col]/table.loc['pytorch eager', col]).round(2)

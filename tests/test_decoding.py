@@ -120,3 +120,60 @@ def test_prediction_converts_like_training(tiny_bundle, tmp_path, real):
     preds = clf.predict(files, top_k=10)
     ref = clf.predict([to_rgb(Image.open(f)) for f in files], top_k=10)
     for p,r in zip(preds, ref): np.testing.assert_allclose(dict(p.top_k)[p.label], dict(r.top_k)[r.label], atol=1e-6)
+
+# --- the fast decoders (simplejpeg, pyspng): same pixels as Pillow, used only where they apply ------------------
+
+def _photos():
+    "Real photographs: scikit-image's and scikit-learn's, colour and grey"
+    from skimage import data
+    from sklearn.datasets import load_sample_images
+    return [data.chelsea(), data.coffee(), data.astronaut(), data.camera(), data.moon(), *load_sample_images().images]
+
+FAST_VARIANTS = {   # how the photos are written: every variant must decode bit-identically through both paths
+    'q90.jpg': dict(quality=90), 'q75-420.jpg': dict(quality=75, subsampling=2), 'q95-444.jpg': dict(quality=95, subsampling=0),
+    'progressive.jpg': dict(quality=85, progressive=True), 'optimized.png': dict(optimize=True), 'plain.png': dict(),
+}
+
+def test_fast_decoders_are_installed_in_the_dev_env():
+    "`[dev]` pulls in `[fast]`: without this, the tests below would not exercise the fast path"
+    from imgcls_nb.data import fast_decoders
+    assert set(fast_decoders()) == {'JPEG', 'PNG'}
+
+@pytest.mark.parametrize('variant', list(FAST_VARIANTS))
+def test_fast_decoding_gives_pillows_pixels(tmp_path, monkeypatch, variant):
+    import imgcls_nb.data as data
+    files = [_save(Image.fromarray(a), tmp_path/f'{i}-{variant}', **FAST_VARIANTS[variant]) for i, a in enumerate(_photos())]
+    fast = [np.asarray(load_image(f)) for f in files]
+    monkeypatch.setattr(data, 'FAST_DECODE', False)
+    for f, a in zip(files, fast): assert np.array_equal(a, np.asarray(load_image(f))), f
+
+def _calls(monkeypatch) -> list:
+    "Record which formats the fast decoders are asked to decode"
+    import imgcls_nb.data as data
+    decs, seen = dict(data.fast_decoders()), []
+    monkeypatch.setattr(data, 'fast_decoders', lambda: {k: (lambda b, m, k=k, f=f: (seen.append(k), f(b, m))[1]) for k, f in decs.items()})
+    return seen
+
+def test_fast_path_is_taken_for_plain_files_only(tmp_path, monkeypatch, real):
+    seen = _calls(monkeypatch)
+    plain = [_save(real.convert('RGB'), tmp_path/'rgb.jpg'), _save(real, tmp_path/'grey.jpg'), _save(real.convert('RGB'), tmp_path/'rgb.png'),
+             _save(real, tmp_path/'grey.png')]
+    for f in plain: load_image(f); load_image(f.read_bytes())
+    assert seen == ['JPEG', 'JPEG', 'JPEG', 'JPEG', 'PNG', 'PNG', 'PNG', 'PNG']
+    exif = Image.Exif(); exif[0x0112] = 6
+    wide = real.convert('RGB').crop((0, 0, 64, 32))
+    other = [_save(wide, tmp_path/'rotated.jpg', exif=exif), _save(wide, tmp_path/'rotated.png', exif=exif), _save(MODES['P.png'](real), tmp_path/'p.png'),
+             _save(MODES['I16.png'](real), tmp_path/'i16.png'), _save(real.convert('RGBA'), tmp_path/'rgba.png'),
+             _save(MODES['CMYK.jpg'](real), tmp_path/'cmyk.jpg')]
+    seen.clear()
+    for f in other: load_image(f)
+    assert seen == [] and load_image(other[0]).size == load_image(other[1]).size == (32, 64)   # turned upright by Pillow
+    seen.clear(); load_image(plain[0], draft=16)   # draft decoding is Pillow's
+    assert seen == []
+
+def test_a_file_the_fast_decoder_refuses_gets_pillows_error(tmp_path, monkeypatch, real):
+    "A truncated plain JPEG reaches the fast decoder, which refuses it; Pillow then names the problem"
+    seen = _calls(monkeypatch)
+    p = tmp_path/'cut.jpg'; p.write_bytes(_jpeg(real)[:len(_jpeg(real))//2])
+    with pytest.raises(ImageDecodeError, match='truncated'): load_image(p)
+    assert seen == ['JPEG']

@@ -100,6 +100,17 @@ def test_int8_records_accuracy_and_keeps_fp32_when_it_drops(exported, tmp_path, 
     assert abs(q['drop'] - (fp32 - int8)) < 1e-9
     assert OnnxClassifier.from_bundle(b).backend == 'onnx' and OnnxClassifier.from_bundle(b, int8=True).backend == 'onnx-int8'
 
+def test_int8_leaves_the_classifier_head_in_float(exported, fm):
+    "The head's Gemm stays a float Gemm (its inputs unquantized); with float_head=False it is quantized like the rest"
+    from imgcls_nb.export import quantize_int8, calibration_arrays, _model_bytes
+    cfg = read_config(exported)
+    fp32, xc = _model_bytes(exported, cfg['onnx']), calibration_arrays(from_folder(fm, check=False), load_bundle(exported).spec, n=16)
+    ops = lambda b: [n.op_type for n in onnx.load_from_string(b).graph.node]
+    assert 'Gemm' in ops(fp32)
+    kept, quantized = quantize_int8(fp32, xc, ('QOperator',))['QOperator'], quantize_int8(fp32, xc, ('QOperator',), float_head=False)['QOperator']
+    assert 'QLinearConv' in ops(kept) and 'Gemm' in ops(kept)
+    assert 'Gemm' not in ops(quantized) and 'QGemm' in ops(quantized)
+
 def test_int8_becomes_default_only_when_accurate_and_faster(exported, tmp_path):
     b = _copy(exported, tmp_path)
     q = export_int8(b, formats=('QOperator',), max_drop=1.0)
@@ -192,3 +203,13 @@ def test_refresh_metadata_follows_config(exported, tmp_path):
     assert OnnxClassifier.from_onnx(b/ONNX_FILE).temperature == 2.5
     refresh_metadata(b)  # idempotent, and still leaves a loadable bundle
     assert OnnxClassifier.from_bundle(b).temperature == 2.5
+
+def test_predict_threads_reach_the_model(exported, fm, tmp_path):
+    "`threads=` (`imgcls predict --threads`) sets the ONNX Runtime session's intra-op threads"
+    from imgcls_nb.predict import load_classifier, predict_files
+    one = load_classifier(exported, threads=1)
+    assert one.backend == 'onnx' and one.session.get_session_options().intra_op_num_threads == 1
+    assert load_classifier(exported).session.get_session_options().intra_op_num_threads == ex.available_cores()
+    r = predict_files(exported, fm/'valid'/'bag', tmp_path/'p.csv', threads=1, workers=1, progress=False)
+    assert r['classified'] == 20 and r['backend'] == 'onnx'
+    assert list(pd.read_csv(tmp_path/'p.csv').path) == sorted(str(p) for p in (fm/'valid'/'bag').iterdir())
