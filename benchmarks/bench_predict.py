@@ -71,24 +71,29 @@ def main():
     x = _prepare(files[:64], clf.spec)[0]
     base, base1 = model_rate(clf, x, 32, a.runs), model_rate(one, x, 32, a.runs)
     print(f"\nint8 kept as default: {clf.backend == 'onnx-int8'}")
-    def decode_ms(fast):
-        D.FAST_DECODE = fast
-        try:
-            t = time.perf_counter(); _prepare(files, clf.spec); return 1000*(time.perf_counter() - t)/len(files)
-        finally: D.FAST_DECODE = True
-    ms = {True: [], False: []}
-    for _ in range(3):
-        for fast in (True, False): ms[fast].append(decode_ms(fast))
-    print(f"\ndecoding + preprocessing one file in one process (median of 3): {statistics.median(ms[True]):.2f} ms with the fast decoders "
-          f"({', '.join(sorted(D.fast_decoders())) or 'none installed'}), {statistics.median(ms[False]):.2f} ms with Pillow alone")
+    def decode_ms() -> dict:
+        "ms per file to decode and preprocess, {fast: ms}: each file both ways in turn, so the machine's drift hits both alike"
+        tot = {True: 0.0, False: 0.0}
+        for i, f in enumerate(files*2):
+            for fast in ((True, False) if i % 2 else (False, True)):
+                D.FAST_DECODE = fast
+                t = time.perf_counter(); _prepare([f], clf.spec); tot[fast] += time.perf_counter() - t
+        D.FAST_DECODE = True
+        return {k: 1000*v/(2*len(files)) for k, v in tot.items()}
+    ms = decode_ms()
+    print(f"\ndecoding + preprocessing one file in one process: {ms[True]:.2f} ms with the fast decoders "
+          f"({', '.join(sorted(D.fast_decoders())) or 'none installed'}), {ms[False]:.2f} ms with Pillow alone")
     print(f"\n### end to end, predict_files over {len(files)} photo files (JPEG + PNG), batch 32, {e2e['backend']}\n")
     print(f"model-only rate in this run: {base:.1f} images/s on {available_cores()} threads, {base1:.1f} on 1 thread\n")
     print('| model threads | decoding workers | decoder | images/s | share of model-only, same threads | share of model-only, all cores |\n|---|---|---|---|---|---|')
-    for threads, w, fast in [(None, 0, False), (None, 0, True), (None, 1, True), (None, 2, True), (1, 1, True)]:
-        D.FAST_DECODE = fast
-        try: r = e2e_rate(one if threads == 1 else clf, files, 32, w, runs=3)
-        finally: D.FAST_DECODE = True
-        ref = base1 if threads == 1 else base
+    setups, rates = [(None, 0, False), (None, 0, True), (None, 1, True), (None, 2, True), (1, 1, True)], {}
+    for _ in range(3):   # rounds over all setups, so that the machine's drift hits them alike
+        for threads, w, fast in setups:
+            D.FAST_DECODE = fast
+            try: rates.setdefault((threads, w, fast), []).append(e2e_rate(one if threads == 1 else clf, files, 32, w, runs=1))
+            finally: D.FAST_DECODE = True
+    for (threads, w, fast), rs in rates.items():
+        r, ref = statistics.median(rs), base1 if threads == 1 else base
         print(f"| {threads or available_cores()} | {w} | {'fast' if fast else 'Pillow'} | {r:.1f} | {r/ref:.2f} | {r/base:.2f} |")
     from imgcls_nb.data import sample_data
     small = [str(f) for f in sorted((sample_data()/'valid').rglob('*.png'))]
