@@ -323,16 +323,17 @@ def fit_calibration(path, data, class_map:dict|None=None) -> dict:
 
 # %% ../nbs/07_bundle.ipynb #f1dbe168
 def _best_threshold(y, p, target_precision=None) -> float:
-    "Threshold maximising F1, or the lowest reaching `target_precision` (0.5 when a class has no positives)"
+    "Threshold maximising F1, or the lowest reaching `target_precision` (0.5 when a class has no positives), halfway to the next lower score"
     from sklearn.metrics import precision_recall_curve
+    from imgcls_nb.evaluate import _between
     if y.sum() == 0: return 0.5
-    prec, rec, thr = precision_recall_curve(y, p)
+    prec, rec, thr = precision_recall_curve(y, p)   # thr: the distinct scores, ascending
     prec, rec = prec[:-1], rec[:-1]
     if target_precision is not None:
         ok = np.flatnonzero(prec >= target_precision)
-        return float(thr[ok[0]]) if len(ok) else float(thr[-1])
-    f1 = 2*prec*rec/np.maximum(prec + rec, 1e-12)
-    return float(thr[int(np.argmax(f1))])
+        i = ok[0] if len(ok) else len(thr) - 1
+    else: i = int(np.argmax(2*prec*rec/np.maximum(prec + rec, 1e-12)))
+    return _between(thr[i], thr[i - 1] if i > 0 else None)
 
 def tune_thresholds(path, data, target_precision:float|None=None) -> list:
     "Per-class thresholds for a multi-label bundle, tuned on `data`'s validation images and stored in the bundle"

@@ -144,19 +144,25 @@ def apply_temperature(probs, t:float) -> np.ndarray:
     return e/e.sum(1, keepdims=True)
 
 # %% ../nbs/06_evaluate.ipynb #4419d506
+def _between(kept:float, rejected:float|None=None) -> float:
+    "A threshold halfway between the lowest score kept and the highest rejected (1e-4 below `kept` when none is rejected), so float rounding between backends cannot flip either"
+    if rejected is None: return max(0.0, float(kept) - 1e-4)
+    return float(kept + rejected)/2 if rejected < kept else float(kept)
+
 def choose_unknown_threshold(probs, y, coverage:float|None=None, precision:float|None=None) -> float:
     "Top-probability threshold keeping `coverage` of the images, or reaching `precision` on those kept"
     if (coverage is None) == (precision is None): raise ValueError("give exactly one of coverage= or precision=")
     conf = np.asarray(probs, np.float64).max(1)
+    order = np.argsort(-conf, kind='stable'); s = conf[order]
     if coverage is not None:
         k = int(round(coverage*len(conf)))
-        return float(np.sort(conf)[::-1][k - 1]) if k > 0 else float(conf.max()) + 1e-9
-    order = np.argsort(-conf)
+        return _between(s[k - 1], s[k] if k < len(s) else None) if k > 0 else float(s[0]) + 1e-9
     right = (np.asarray(probs).argmax(1) == np.asarray(y))[order]
     prec = np.cumsum(right)/np.arange(1, len(right) + 1)
     ok = np.flatnonzero(prec >= precision)
-    if not len(ok): return float(conf[order[0]]) + 1e-9  # no threshold reaches it: reject everything
-    return float(conf[order[ok[-1]]])
+    if not len(ok): return float(s[0]) + 1e-9  # no threshold reaches it: reject everything
+    i = ok[-1]
+    return _between(s[i], s[i + 1] if i + 1 < len(s) else None)
 
 # %% ../nbs/06_evaluate.ipynb #2d3593bf
 def check_classes(data_classes, bundle_classes, class_map:dict|None=None) -> dict:
