@@ -9,10 +9,11 @@ photographs shipped with scikit-image and scikit-learn, 256-640 px, alternately 
 Then, on this machine, in one run:
 
 1. `benchmark_bundle` (the table of `imgcls bench`): model-only images/s per backend at batch 1 and 32;
-2. `predict_files` end to end (decode, preprocess, model, CSV output) with 0, 1 and 2 decoding workers,
-   as a share of the model-only rate of the same backend; with Pillow alone as the decoder (the baseline) and
-   with the fast decoders; and with the model on one thread and one decoding worker on the other core, as a
-   share of the one-thread model-only rate (is the model kept fed when decoding has a core of its own?).
+2. `predict_files` end to end (decode, preprocess, model, CSV output), loaded from the bundle folder as
+   `imgcls predict` loads it, as a share of the model-only rate of the same backend: decoding in turn with the
+   model (the baseline: Pillow alone, then the fast decoders), in 1 or 2 threads beside the model (the default
+   on few cores), in 1 or 2 worker processes; and with the model on one thread and decoding on the other core,
+   as a share of the one-thread model-only rate (is the model kept fed when decoding has a core of its own?).
 """
 import argparse, shutil, statistics, tempfile, time
 from pathlib import Path
@@ -66,39 +67,53 @@ def main():
     print(f"### model only, images/s (median of {a.runs}), {len(files)} photos decoded for input\n")
     print(markdown(table))
     import imgcls_nb.data as D
+    from imgcls_nb.predict import _timed
     clf = load_classifier(bundle)   # what predict_files uses: the bundle's default ONNX model
-    one = load_classifier(bundle, threads=1)
-    x = _prepare(files[:64], clf.spec)[0]
-    base, base1 = model_rate(clf, x, 32, a.runs), model_rate(one, x, 32, a.runs)
-    print(f"\nint8 kept as default: {clf.backend == 'onnx-int8'}")
+    spec, backend = clf.spec, clf.backend
+    x = _prepare(files[:64], spec)[0]
+    del clf   # every session is made for its turn and dropped after it (idle sessions spin-wait)
+    spin = {}
+    for _ in range(3):   # interleaved: the default session, without spin-waiting, on one thread
+        for name, kw in (('spin', {}), ('nospin', dict(spinning=False)), ('one', dict(threads=1))):
+            for k, v in _timed(lambda: load_classifier(bundle, **kw), x, (1, 32), a.runs).items(): spin.setdefault((name, k), []).append(v)
+    med = {k: statistics.median(v) for k, v in spin.items()}
+    base, base1 = med[('spin', 'batch 32')], med[('one', 'batch 32')]
+    print(f"\nint8 kept as default: {backend == 'onnx-int8'}")
     def decode_ms() -> dict:
         "ms per file to decode and preprocess, {fast: ms}: each file both ways in turn, so the machine's drift hits both alike"
         tot = {True: 0.0, False: 0.0}
         for i, f in enumerate(files*2):
             for fast in ((True, False) if i % 2 else (False, True)):
                 D.FAST_DECODE = fast
-                t = time.perf_counter(); _prepare([f], clf.spec); tot[fast] += time.perf_counter() - t
+                t = time.perf_counter(); _prepare([f], spec); tot[fast] += time.perf_counter() - t
         D.FAST_DECODE = True
         return {k: 1000*v/(2*len(files)) for k, v in tot.items()}
     ms = decode_ms()
     print(f"\ndecoding + preprocessing one file in one process: {ms[True]:.2f} ms with the fast decoders "
           f"({', '.join(sorted(D.fast_decoders())) or 'none installed'}), {ms[False]:.2f} ms with Pillow alone")
+    print(f"\nmodel-only, ONNX Runtime's idle threads spin-waiting (the default) / not (what predict_files loads when it decodes "
+          f"alongside): batch 32 {base:.1f} / {med[('nospin', 'batch 32')]:.1f} images/s, batch 1 {med[('spin', 'batch 1')]:.1f} / "
+          f"{med[('nospin', 'batch 1')]:.1f} (median of 3 interleaved rounds)")
     print(f"\n### end to end, predict_files over {len(files)} photo files (JPEG + PNG), batch 32, {e2e['backend']}\n")
     print(f"model-only rate in this run: {base:.1f} images/s on {available_cores()} threads, {base1:.1f} on 1 thread\n")
-    print('| model threads | decoding workers | decoder | images/s | share of model-only, same threads | share of model-only, all cores |\n|---|---|---|---|---|---|')
-    setups, rates = [(None, 0, False), (None, 0, True), (None, 1, True), (None, 2, True), (1, 1, True)], {}
+    print('| model threads | decoding | decoder | images/s | vs in turn, Pillow | share of model-only, same threads | share of model-only, all cores |\n|---|---|---|---|---|---|---|')
+    # (model threads, decoding processes, decoding threads, fast decoders); the first is the baseline: the pre-threads default
+    setups, rates = [(None, 0, 0, False), (None, 0, 0, True), (None, 0, 1, True), (None, 0, 2, True), (None, 1, 0, True), (None, 2, 0, True),
+                     (1, 0, 1, True), (1, 1, 0, True)], {}
     for _ in range(3):   # rounds over all setups, so that the machine's drift hits them alike
-        for threads, w, fast in setups:
+        for threads, w, t, fast in setups:
             D.FAST_DECODE = fast
-            try: rates.setdefault((threads, w, fast), []).append(e2e_rate(one if threads == 1 else clf, files, 32, w, runs=1))
+            try: rates.setdefault((threads, w, t, fast), []).append(e2e_rate(bundle, files, 32, w, runs=1, decode_threads=t, threads=threads))
             finally: D.FAST_DECODE = True
-    for (threads, w, fast), rs in rates.items():
+    first = statistics.median(rates[setups[0]])
+    for (threads, w, t, fast), rs in rates.items():
         r, ref = statistics.median(rs), base1 if threads == 1 else base
-        print(f"| {threads or available_cores()} | {w} | {'fast' if fast else 'Pillow'} | {r:.1f} | {r/ref:.2f} | {r/base:.2f} |")
+        how = f"{w} processes" if w else f"{t} threads" if t else "in turn"
+        print(f"| {threads or available_cores()} | {how} | {'fast' if fast else 'Pillow'} | {r:.1f} | {r/first:.2f}x | {r/ref:.2f} | {r/base:.2f} |")
     from imgcls_nb.data import sample_data
-    small = [str(f) for f in sorted((sample_data()/'valid').rglob('*.png'))]
-    r = e2e_rate(clf, small, 32, 0, runs=3)
-    print(f"\nthe same over the {len(small)} 28-px PNG files of the sample (cheap to decode), workers 0: {r:.1f} images/s = {r/base:.2f} of model-only")
+    small = [str(f) for f in sorted(sample_data().rglob('*.png'))]
+    r = e2e_rate(bundle, small, 32, 0, runs=3)
+    print(f"\nthe same over the {len(small)} 28-px PNG files of the sample (cheap to decode), default decoding: {r:.1f} images/s = {r/base:.2f} of model-only")
     shutil.rmtree(work)
 
 if __name__ == '__main__': main()

@@ -40,7 +40,8 @@ def cmd_predict(a):
     "Classify files, folders, globs and CSV lists with a bundle, streaming rows to --out"
     from imgcls_nb.predict import predict_files
     r = predict_files(a.bundle, a.inputs, a.out, format=a.format, top_k=max(1, a.top_k), bs=a.batch_size, workers=a.workers,
-                      resume=a.resume, tta=a.tta, backend=a.backend, threads=a.threads, progress=a.out is not None and sys.stderr.isatty())
+                      decode_threads=a.decode_threads, resume=a.resume, tta=a.tta, backend=a.backend, threads=a.threads,
+                      progress=a.out is not None and sys.stderr.isatty())
     msg = f"classified {r['classified']:,} images with {r['backend']} at {r['images_per_s']:.0f} images/s"
     msg += f"; {r['unreadable']:,} could not be read (see the error column)" if r['unreadable'] else ''
     msg += f"; skipped {r['skipped']:,} already in {a.out}" if r['skipped'] else ''
@@ -63,12 +64,17 @@ def cmd_export(a):
     s = export_bundle(a.bundle, int8=a.int8, data=a.data, opset=a.opset, max_drop=a.max_drop, threads=a.threads)
     print('\n'.join(f"{k}: {v}" for k,v in s.items()))
 
+def _decoding(workers:int, threads:int) -> str:
+    return f"{workers} decoding processes" if workers else f"{threads} decoding threads" if threads else "decoding in turn with the model"
+
 def cmd_bench(a):
     "Print the speed table of a bundle on this machine"
     from imgcls_nb.predict import benchmark_bundle, iter_inputs
-    table, e2e = benchmark_bundle(a.bundle, list(iter_inputs(a.files)) if a.files else None, runs=a.runs, workers=a.workers)
+    table, e2e = benchmark_bundle(a.bundle, list(iter_inputs(a.files)) if a.files else None, runs=a.runs, workers=a.workers,
+                                 decode_threads=a.decode_threads)
     print(table.to_string()); print()
-    print(f"end to end: predict_files over {e2e['files']} files on {e2e['backend']} with {e2e['workers']} decoding workers: "
+    print(f"end to end: predict_files over {e2e['files']} files on {e2e['backend']} "
+          f"with {_decoding(e2e['workers'], e2e['decode_threads'])}: "
           f"{e2e['images_per_s']:.1f} images/s = {e2e['share']:.0%} of the model-only {e2e['model_only']:.1f}")
 
 # %% ../nbs/12_cli.ipynb #03bc636b
@@ -159,7 +165,9 @@ def _predict_parser(sub):
     p.add_argument('--top-k', type=int, default=1, help='also list the K best classes (default 1)')
     p.add_argument('--backend', choices=['auto', 'onnx', 'torch'], default='auto', help='auto: ONNX Runtime when the bundle has model.onnx')
     p.add_argument('--batch-size', type=int, default=32, help='images per model call (default 32)')
-    p.add_argument('--workers', type=int, help='decoding processes (default: cores - 2, so 0 on a 2-core machine, where decoding in-process measured fastest)')
+    p.add_argument('--workers', type=int, help='decoding processes (default: none up to 4 cores, else cores - 2)')
+    p.add_argument('--decode-threads', type=int, default=2, help='with no decoding processes: threads that decode the next batches while '
+                   'the model runs (default 2; 0: decode in turn with the model)')
     p.add_argument('--threads', type=int, help='model threads (default: every available core)')
     p.add_argument('--resume', action='store_true', help='skip inputs already in --out and append the rest')
     p.add_argument('--tta', action='store_true', help='test-time augmentation: average with the mirrored image')
@@ -185,6 +193,7 @@ def _bench_parser(sub):
     p.add_argument('bundle', help='bundle folder')
     p.add_argument('files', nargs='*', help="image files/folders to decode (default: the sample data's validation images)")
     p.add_argument('--runs', type=int, default=5); p.add_argument('--workers', type=int)
+    p.add_argument('--decode-threads', type=int, default=2)
     p.set_defaults(func=cmd_bench)
 
 def _zeroshot_parser(sub):

@@ -83,12 +83,14 @@ def decode_metadata(meta:dict) -> dict:
 # %% ../nbs/08_export.ipynb #dfdc9f8a
 def ort_session(model, # Path of an .onnx file, or its bytes
                 threads:int|None=None, # Intra-op threads (default: every core this process may use)
+                spinning:bool=True, # Idle threads spin-wait for the next call (fastest when nothing else needs the cores)
                ):
     "An ONNX Runtime CPU session with all graph optimisations"
     import onnxruntime as ort
     so = ort.SessionOptions()
     so.intra_op_num_threads, so.inter_op_num_threads = threads or available_cores(), 1
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    so.add_session_config_entry('session.intra_op.allow_spinning', '1' if spinning else '0')
     so.log_severity_level = 3
     return ort.InferenceSession(model if isinstance(model, bytes) else str(model), so, providers=['CPUExecutionProvider'])
 
@@ -209,13 +211,14 @@ def _model_bytes(bundle:Path, info:dict) -> bytes:
 def from_bundle(cls:OnnxClassifier, path, # Bundle folder with an ONNX export
                 int8:bool|None=None, # Use `model.int8.onnx`; None: the bundle's default (int8 only when it kept the accuracy)
                 threads:int|None=None, # ONNX Runtime intra-op threads (default: every available core)
+                spinning:bool=True, # Idle threads spin-wait (see `ort_session`); False when other work shares the cores
                ) -> OnnxClassifier:
     "Load a bundle's ONNX export with the decision rules in its config.json"
     path = Path(path); cfg = read_config(path); info = cfg.get('onnx')
     if not info: raise BundleError(f"{path}: this bundle has no ONNX export; run `imgcls export {path}` first")
     int8 = info.get('default') == 'int8' if int8 is None else int8
     if int8 and not info.get('int8'): raise BundleError(f"{path}: this bundle has no int8 model; run `imgcls export {path} --int8`")
-    return cls(ort_session(_model_bytes(path, info['int8'] if int8 else info), threads), cfg, path, int8)
+    return cls(ort_session(_model_bytes(path, info['int8'] if int8 else info), threads, spinning), cfg, path, int8)
 
 # %% ../nbs/08_export.ipynb #8a828b5d
 def refresh_metadata(bundle) -> dict:

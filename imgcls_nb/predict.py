@@ -7,7 +7,8 @@ Docs: https://imgcls-nb.github.io/imgcls_nb/predict.html.md"""
 # %% ../nbs/09_predict.ipynb #3d6896a6
 from __future__ import annotations
 import csv, glob, io, json, os, sys, time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 import numpy as np
 from .core import *
@@ -57,13 +58,14 @@ def has_onnx(bundle) -> bool:
 def load_classifier(bundle, # Bundle folder
                     backend:str='auto', # 'onnx', 'torch', or 'auto' (ONNX when the bundle has it)
                     threads:int|None=None, # Model threads (default: every available core)
+                    spinning:bool=True, # ONNX Runtime: idle threads spin-wait (False when decoding shares the cores)
                     **kwargs):
     "The bundle's classifier on the chosen backend"
     if backend not in ('auto', 'onnx', 'torch'): raise ValueError(f"backend must be auto, onnx or torch, not {backend!r}")
     if backend == 'onnx' or (backend == 'auto' and has_onnx(bundle)):
         if not has_onnx(bundle): raise BundleError(f"{bundle}: no model.onnx in the bundle; run `imgcls export {bundle}` first, or use backend='torch'")
         from imgcls_nb.export import OnnxClassifier
-        return OnnxClassifier.from_bundle(bundle, threads=threads, **kwargs)
+        return OnnxClassifier.from_bundle(bundle, threads=threads, spinning=spinning, **kwargs)
     from imgcls_nb.bundle import load_bundle
     if threads: set_threads(threads)
     return load_bundle(bundle, **kwargs)
@@ -98,12 +100,12 @@ def _batches(it, bs:int):
         if len(b) == bs: yield b; b = []
     if b: yield b
 
-def _prefetch(pool, batches, depth:int):
-    "(paths, (arrays, errors)) per batch, in order, with at most `depth` batches being decoded"
+def _prefetch(pool, fn, batches, depth:int):
+    "(paths, (arrays, errors)) per batch, in order, with at most `depth` batches being decoded by `fn` in `pool`"
     from collections import deque
     q = deque()
     for b in batches:
-        q.append((b, pool.submit(_prepare, b)))
+        q.append((b, pool.submit(fn, b)))
         if len(q) >= depth:
             b0, f = q.popleft(); yield b0, f.result()
     while q:
@@ -115,6 +117,13 @@ def _pool(workers:int, spec):
     import multiprocessing as mp
     ctx = mp.get_context('fork' if sys.platform.startswith('linux') else 'spawn')
     return ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(spec,))
+
+def _decoded(batches, spec, workers:int, threads:int):
+    "(executor or None, (paths, (arrays, errors)) per batch): decoded by `workers` processes, else `threads` threads, else in turn"
+    if workers > 0: pool, fn, depth = _pool(workers, spec), _prepare, 2*workers + 1
+    elif threads > 0: pool, fn, depth = ThreadPoolExecutor(threads, thread_name_prefix='decode'), partial(_prepare, spec=spec), threads + 1
+    else: return None, ((b, _prepare(b, spec)) for b in batches)
+    return pool, _prefetch(pool, fn, batches, depth)
 
 # %% ../nbs/09_predict.ipynb #6573e929
 def prediction_row(p, top_k:int=1) -> dict:
@@ -210,8 +219,9 @@ def _rows(clf, paths, x, errs, top_k, tta):
     return [prediction_row(Prediction(p, error=e) if e else clf._prediction(p, next(probs), top_k), top_k) for p,e in zip(paths, errs)]
 
 def default_workers() -> int:
-    "Decoding workers: the cores beyond two (the model uses two; on a 2-core machine decoding in-process measured fastest)"
-    return max(0, available_cores() - 2)
+    "Decoding processes: none up to 4 cores (threads of this process decode instead), else the cores beyond two"
+    n = available_cores()
+    return 0 if n <= 4 else n - 2
 
 # %% ../nbs/09_predict.ipynb #2a4a2280
 def predict_files(clf, # A classifier (`load_classifier`), or a bundle folder
@@ -220,7 +230,8 @@ def predict_files(clf, # A classifier (`load_classifier`), or a bundle folder
                   format:str|None=None, # 'csv', 'jsonl' or 'parquet' (default: from `out`'s extension)
                   top_k:int=1, # Also list the `top_k` best classes
                   bs:int=32, # Batch size
-                  workers:int|None=None, # Decoding processes (0: decode in this process)
+                  workers:int|None=None, # Decoding processes (default `default_workers()`; 0: decode in this process)
+                  decode_threads:int=2, # With `workers=0`: threads decoding the next batches while the model runs (0: in turn)
                   resume:bool=False, # Skip inputs already in `out`, append the rest
                   tta:bool=False, # Average each image with its mirror image
                   backend:str='auto', # When `clf` is a folder: 'onnx', 'torch' or 'auto'
@@ -229,17 +240,16 @@ def predict_files(clf, # A classifier (`load_classifier`), or a bundle folder
                  ) -> dict:
     "Classify every input, streaming rows to `out`; returns counts, time and images/s"
     from tqdm.auto import tqdm
-    if isinstance(clf, (str, Path)): clf = load_classifier(clf, backend, threads)
+    workers = default_workers() if workers is None else workers
+    if isinstance(clf, (str, Path)): clf = load_classifier(clf, backend, threads, spinning=not (workers or decode_threads))
     out = sys.stdout if out is None else out
     fmt = output_format('' if hasattr(out, 'write') else out, format)
     done = done_paths(out, fmt) if resume and not hasattr(out, 'write') else set()
-    workers = default_workers() if workers is None else workers
     todo = (p for p in iter_inputs(inputs) if p not in done)
     n = bad = 0; t0 = time.perf_counter()
     writer = open_writer(out, fmt, row_fields(top_k), append=resume)
-    pool = _pool(workers, clf.spec) if workers > 0 else None
+    pool, batches = _decoded(_batches(todo, bs), clf.spec, workers, decode_threads)
     try:
-        batches = _prefetch(pool, _batches(todo, bs), 2*workers + 1) if pool else ((b, _prepare(b, clf.spec)) for b in _batches(todo, bs))
         with tqdm(unit='img', disable=not progress, desc='predict') as bar:
             for paths, (x, errs) in batches:
                 writer.write(_rows(clf, paths, x, errs, top_k, tta))
@@ -249,7 +259,8 @@ def predict_files(clf, # A classifier (`load_classifier`), or a bundle folder
         if pool: pool.shutdown(cancel_futures=True)
     dt = time.perf_counter() - t0
     return dict(classified=n - bad, unreadable=bad, skipped=len(done), seconds=dt, images_per_s=n/dt if dt else 0.0,
-                backend=getattr(clf, 'backend', None), workers=workers, out=None if hasattr(out, 'write') else str(out))
+                backend=getattr(clf, 'backend', None), workers=workers, decode_threads=0 if workers else decode_threads,
+                out=None if hasattr(out, 'write') else str(out))
 
 # %% ../nbs/09_predict.ipynb #8158c13d
 class _TorchLogits:
@@ -291,18 +302,21 @@ def _timed(make, x:np.ndarray, batch_sizes, runs:int) -> dict:
     c = make(); time.sleep(0.05)  # the previous backend's threads go idle
     return {f'batch {bs}': round(model_rate(c, x, bs, runs), 1) for bs in batch_sizes}
 
-def e2e_rate(clf, files:list, bs:int=32, workers:int|None=None, runs:int=3) -> float:
+def e2e_rate(clf, # A classifier, or a bundle folder (loaded as `predict_files` loads it)
+             files:list, bs:int=32, workers:int|None=None, runs:int=3,
+             **kwargs, # Passed to `predict_files` (`decode_threads`, `threads`, ...)
+            ) -> float:
     "Median images/s of `predict_files` over `files` (output written to a temporary CSV)"
     import tempfile
     rates = []
     with tempfile.TemporaryDirectory() as d:
-        for _ in range(runs): rates.append(predict_files(clf, files, Path(d)/'p.csv', bs=bs, workers=workers, progress=False)['images_per_s'])
+        for _ in range(runs): rates.append(predict_files(clf, files, Path(d)/'p.csv', bs=bs, workers=workers, progress=False, **kwargs)['images_per_s'])
     return float(np.median(rates))
 
 # %% ../nbs/09_predict.ipynb #0ae97e29
 def benchmark_bundle(bundle, # Bundle folder
                      files:list|None=None, # Real image files (default: the sample data's validation images)
-                     batch_sizes=(1, 32), runs:int=5, workers:int|None=None):
+                     batch_sizes=(1, 32), runs:int=5, workers:int|None=None, decode_threads:int=2):
     "Model-only images/s per backend and batch size, and the end-to-end `predict_files` rate; returns (table, end-to-end dict)"
     import pandas as pd
     from imgcls_nb.data import sample_data
@@ -315,10 +329,11 @@ def benchmark_bundle(bundle, # Bundle folder
     table = pd.DataFrame(rows).set_index('backend')
     col = f'batch {max(batch_sizes)}'
     table['vs eager'] = (table[col]/table.loc['pytorch eager', col]).round(2)
-    clf = load_classifier(bundle)
-    name = {'torch': 'pytorch channels_last', 'onnx': 'onnxruntime fp32', 'onnx-int8': 'onnxruntime int8'}[clf.backend]
-    rate = e2e_rate(clf, files, max(batch_sizes), workers, runs=3)
+    backend = 'onnx-int8' if (read_config(bundle).get('onnx') or {}).get('default') == 'int8' else 'onnx' if has_onnx(bundle) else 'torch'
+    name = {'torch': 'pytorch channels_last', 'onnx': 'onnxruntime fp32', 'onnx-int8': 'onnxruntime int8'}[backend]
+    rate = e2e_rate(bundle, files, max(batch_sizes), workers, runs=3, decode_threads=decode_threads)
     t = time.perf_counter(); _prepare(files[:64], spec); decode_ms = 1000*(time.perf_counter() - t)/min(64, len(files))
+    workers = default_workers() if workers is None else workers
     e2e = dict(backend=name, files=len(files), images_per_s=round(rate, 1), model_only=table.loc[name, col], share=round(rate/table.loc[name, col], 2),
-               workers=default_workers() if workers is None else workers, decode_ms_per_image=round(decode_ms, 2))
+               workers=workers, decode_threads=0 if workers else decode_threads, decode_ms_per_image=round(decode_ms, 2))
     return table, e2e

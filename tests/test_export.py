@@ -213,3 +213,14 @@ def test_predict_threads_reach_the_model(exported, fm, tmp_path):
     r = predict_files(exported, fm/'valid'/'bag', tmp_path/'p.csv', threads=1, workers=1, progress=False)
     assert r['classified'] == 20 and r['backend'] == 'onnx'
     assert list(pd.read_csv(tmp_path/'p.csv').path) == sorted(str(p) for p in (fm/'valid'/'bag').iterdir())
+
+def test_predict_files_turns_spinning_off_when_decoding_shares_the_cores(exported, fm, tmp_path, monkeypatch):
+    "ONNX Runtime's idle threads spin-wait by default; predict_files loads the model without spinning when it decodes alongside"
+    from imgcls_nb import predict as P
+    spin = lambda c: c.session.get_session_options().get_session_config_entry('session.intra_op.allow_spinning')
+    assert spin(P.load_classifier(exported)) == '1' and spin(P.load_classifier(exported, spinning=False)) == '0'
+    seen, load = [], P.load_classifier
+    monkeypatch.setattr(P, 'load_classifier', lambda *a, **k: seen.append(spin(load(*a, **k))) or load(*a, **k))
+    for kw in (dict(workers=0, decode_threads=2), dict(workers=1), dict(workers=0, decode_threads=0)):
+        assert P.predict_files(exported, fm/'valid'/'bag', tmp_path/'p.csv', progress=False, **kw)['classified'] == 20
+    assert seen == ['0', '0', '1']

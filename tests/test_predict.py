@@ -35,13 +35,19 @@ def test_killed_run_resumes_without_gaps_or_repeats(tiny_bundle, fm, tmp_path):
     assert len(df) == 800 and df.path.is_unique and (df.error == '').all()
     assert 'skipped' in r.stderr
 
-def test_workers_and_in_process_give_the_same_rows(tiny_bundle, fm, tmp_path):
-    a = predict_files(tiny_bundle, fm/'valid', tmp_path/'a.jsonl', workers=0, progress=False, backend='torch')
-    b = predict_files(tiny_bundle, fm/'valid', tmp_path/'b.jsonl', workers=2, bs=7, progress=False, backend='torch')
-    ra, rb = pd.read_json(tmp_path/'a.jsonl', lines=True), pd.read_json(tmp_path/'b.jsonl', lines=True)
-    assert a['classified'] == b['classified'] == 200
-    assert list(ra.path) == list(rb.path) and list(ra.label) == list(rb.label)
-    assert (ra.score - rb.score).abs().max() < 1e-5
+def test_every_decoding_mode_gives_the_same_rows(tiny_bundle, fm, tmp_path):
+    "In turn with the model, in threads of this process, in worker processes: the same rows in the same order"
+    modes = {'turn': dict(workers=0, decode_threads=0), 'threads': dict(workers=0, decode_threads=2, bs=7),
+             'processes': dict(workers=2, bs=7)}
+    rows = {}
+    for name, kw in modes.items():
+        r = predict_files(tiny_bundle, fm/'valid', tmp_path/f'{name}.jsonl', progress=False, backend='torch', **kw)
+        assert r['classified'] == 200 and r['decode_threads'] == (0 if kw['workers'] else kw['decode_threads'])
+        rows[name] = pd.read_json(tmp_path/f'{name}.jsonl', lines=True)
+    ref = rows.pop('turn')
+    for df in rows.values():
+        assert list(df.path) == list(ref.path) and list(df.label) == list(ref.label)
+        assert (df.score - ref.score).abs().max() < 1e-5
 
 def test_parquet_resume_appends(tiny_bundle, fm, tmp_path):
     out = tmp_path/'p.parquet'
