@@ -49,6 +49,17 @@ def test_every_decoding_mode_gives_the_same_rows(tiny_bundle, fm, tmp_path):
         assert list(df.path) == list(ref.path) and list(df.label) == list(ref.label)
         assert (df.score - ref.score).abs().max() < 1e-5
 
+def test_decoding_threads_do_the_decoding(tiny_bundle, fm, tmp_path, monkeypatch):
+    "With decode_threads, the batches are decoded in the decoding threads, not in the thread that runs the model"
+    import threading
+    from imgcls_nb import predict as P
+    seen, prepare = [], P._prepare
+    monkeypatch.setattr(P, '_prepare', lambda *a, **k: seen.append(threading.current_thread().name) or prepare(*a, **k))
+    for t in (2, 0):
+        seen.clear()
+        assert predict_files(tiny_bundle, fm/'valid', tmp_path/f'{t}.csv', workers=0, decode_threads=t, bs=16, progress=False, backend='torch')['classified'] == 200
+        assert len(seen) == 13 and all(n.startswith('decode') if t else n == threading.main_thread().name for n in seen), seen
+
 def test_parquet_resume_appends(tiny_bundle, fm, tmp_path):
     out = tmp_path/'p.parquet'
     predict_files(tiny_bundle, fm/'valid'/'bag', out, progress=False, backend='torch')
