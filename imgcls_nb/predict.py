@@ -71,7 +71,7 @@ def load_classifier(bundle, # Bundle folder
     return load_bundle(bundle, **kwargs)
 
 # %% ../nbs/09_predict.ipynb #9f51c3db
-_worker_spec = None
+_worker_spec, _worker_slots = None, None
 
 def _die_with_parent():
     "Ask Linux to stop this process when its parent dies (a killed run must not leave orphan workers)"
@@ -80,10 +80,10 @@ def _die_with_parent():
     try: ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError): pass
 
-def _init_worker(spec):
-    global _worker_spec
+def _init_worker(spec, slots=None):
+    global _worker_spec, _worker_slots
     _die_with_parent()
-    _worker_spec = spec
+    _worker_spec, _worker_slots = spec, slots
 
 def _prepare(paths:list, spec:PreprocessSpec|None=None):
     "Preprocessed arrays of the readable `paths` (or None) and every path's error (None when fine)"
@@ -91,6 +91,24 @@ def _prepare(paths:list, spec:PreprocessSpec|None=None):
     dec = [_decode(p, p, spec or _worker_spec) for p in paths]
     ok = [a for a,_ in dec if a is not None]
     return (np.stack(ok) if ok else None), [e for _,e in dec]
+
+# %% ../nbs/09_predict.ipynb #226e8bb8
+def _shared_slots(n:int, bs:int, spec):
+    "`n` buffers of `bs` images in anonymous shared memory, inherited by forked workers (None where workers are not forked)"
+    if not isinstance(spec, PreprocessSpec) or not sys.platform.startswith('linux'): return None
+    import mmap
+    shape = (n, bs, 3, spec.size, spec.size)
+    return np.frombuffer(mmap.mmap(-1, int(np.prod(shape))*4), np.float32).reshape(shape)
+
+def _prepare_into(paths:list, k:int):
+    "In a worker: decode `paths` into shared buffer `k`; (number of readable images, every path's error)"
+    from imgcls_nb.bundle import _decode
+    out, n, errs = _worker_slots[k % len(_worker_slots)], 0, []
+    for p in paths:
+        a, e = _decode(p, p, _worker_spec)
+        if a is not None: out[n] = a; n += 1
+        errs.append(e)
+    return n, errs
 
 # %% ../nbs/09_predict.ipynb #e2b82ec9
 def _batches(it, bs:int):
@@ -100,30 +118,40 @@ def _batches(it, bs:int):
         if len(b) == bs: yield b; b = []
     if b: yield b
 
-def _prefetch(pool, fn, batches, depth:int):
-    "(paths, (arrays, errors)) per batch, in order, with at most `depth` batches being decoded by `fn` in `pool`"
+def _prefetch(submit, batches, depth:int):
+    "(paths, result) per batch, in order; `submit(paths, k)` starts batch `k` and returns its future; at most `depth` in flight"
     from collections import deque
     q = deque()
-    for b in batches:
-        q.append((b, pool.submit(fn, b)))
+    for k, b in enumerate(batches):
+        q.append((b, submit(b, k)))
         if len(q) >= depth:
             b0, f = q.popleft(); yield b0, f.result()
     while q:
         b0, f = q.popleft(); yield b0, f.result()
 
+def _from_slots(slots, decoded):
+    "(paths, (arrays, errors)) of batches decoded into the shared buffers, from (paths, (count, errors))"
+    for k, (b, (n, errs)) in enumerate(decoded): yield b, (slots[k % len(slots)][:n] if n else None, errs)
+
 # %% ../nbs/09_predict.ipynb #2bc4d44a
-def _pool(workers:int, spec):
-    "A process pool whose workers hold `spec` (fork on Linux: fast start, nothing to re-import)"
+def _pool(workers:int, spec, slots=None):
+    "A process pool whose workers hold `spec` and the shared buffers (fork on Linux: fast start, nothing to re-import)"
     import multiprocessing as mp
     ctx = mp.get_context('fork' if sys.platform.startswith('linux') else 'spawn')
-    return ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(spec,))
+    return ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(spec, slots))
 
-def _decoded(batches, spec, workers:int, threads:int):
+def _decoded(batches, spec, workers:int, threads:int, bs:int=32):
     "(executor or None, (paths, (arrays, errors)) per batch): decoded by `workers` processes, else `threads` threads, else in turn"
-    if workers > 0: pool, fn, depth = _pool(workers, spec), _prepare, 2*workers + 1
-    elif threads > 0: pool, fn, depth = ThreadPoolExecutor(threads, thread_name_prefix='decode'), partial(_prepare, spec=spec), threads + 1
-    else: return None, ((b, _prepare(b, spec)) for b in batches)
-    return pool, _prefetch(pool, fn, batches, depth)
+    if workers > 0:
+        depth = 2*workers + 1
+        slots = _shared_slots(depth + 1, bs, spec)
+        pool = _pool(workers, spec, slots)
+        if slots is None: return pool, _prefetch(lambda b, k: pool.submit(_prepare, b), batches, depth)
+        return pool, _from_slots(slots, _prefetch(lambda b, k: pool.submit(_prepare_into, b, k), batches, depth))
+    if threads > 0:
+        pool = ThreadPoolExecutor(threads, thread_name_prefix='decode')
+        return pool, _prefetch(lambda b, k: pool.submit(_prepare, b, spec), batches, threads + 1)
+    return None, ((b, _prepare(b, spec)) for b in batches)
 
 # %% ../nbs/09_predict.ipynb #6573e929
 def prediction_row(p, top_k:int=1) -> dict:
@@ -248,7 +276,7 @@ def predict_files(clf, # A classifier (`load_classifier`), or a bundle folder
     todo = (p for p in iter_inputs(inputs) if p not in done)
     n = bad = 0; t0 = time.perf_counter()
     writer = open_writer(out, fmt, row_fields(top_k), append=resume)
-    pool, batches = _decoded(_batches(todo, bs), clf.spec, workers, decode_threads)
+    pool, batches = _decoded(_batches(todo, bs), clf.spec, workers, decode_threads, bs)
     try:
         with tqdm(unit='img', disable=not progress, desc='predict') as bar:
             for paths, (x, errs) in batches:
