@@ -8,7 +8,6 @@ Docs: https://imgcls-nb.github.io/imgcls_nb/predict.html.md"""
 from __future__ import annotations
 import csv, glob, io, json, os, sys, time
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
-from functools import partial
 from pathlib import Path
 import numpy as np
 from .core import *
@@ -357,7 +356,7 @@ def benchmark_bundle(bundle, # Bundle folder
     table = pd.DataFrame(rows).set_index('backend')
     col = f'batch {max(batch_sizes)}'
     table['vs eager'] = (table[col]/table.loc['pytorch eager', col]).round(2)
-    backend = 'onnx-int8' if (read_config(bundle).get('onnx') or {}).get('default') == 'int8' else 'onnx' if has_onnx(bundle) else 'torch'
+    backend = load_classifier(bundle, spinning=False).backend   # the backend predict_files picks (dropped at once: no idle session)
     name = {'torch': 'pytorch channels_last', 'onnx': 'onnxruntime fp32', 'onnx-int8': 'onnxruntime int8'}[backend]
     rate = e2e_rate(bundle, files, max(batch_sizes), workers, runs=3, decode_threads=decode_threads)
     t = time.perf_counter(); _prepare(files[:64], spec); decode_ms = 1000*(time.perf_counter() - t)/min(64, len(files))
