@@ -29,9 +29,9 @@ def photos(root:Path) -> list:
 
 def default_bundle(root:Path) -> Path:
     "The default backbone at 224 px with a 10-class head, saved as a bundle and exported to ONNX"
-    from imgcls_nb.models import create_model, DEFAULT_ARCH
+    from imgcls_nb.models import create_model, DEFAULT_ARCH, save_bundle
     from imgcls_nb.preprocess import spec_from_timm
-    from imgcls_nb.bundle import make_config, save_bundle
+    from imgcls_nb.bundle import make_config
     from imgcls_nb.data import sample_data
     from imgcls_nb.export import export_onnx
     classes = sorted(p.name for p in (sample_data()/'train').iterdir())
@@ -60,13 +60,12 @@ def main():
     ap.add_argument('--repeats', type=int, default=15)
     a = ap.parse_args()
     from imgcls_nb.bundle import load_bundle
-    from imgcls_nb.export import OnnxClassifier
     from imgcls_nb.widgets import PredictDashboard
     from imgcls_nb.zeroshot import ZeroShotClassifier, tiny_clip
     from imgcls_nb.core import available_cores
     work = Path(tempfile.mkdtemp())
     files, bundle = photos(work), default_bundle(work)
-    torch_clf, onnx_clf = load_bundle(bundle), OnnxClassifier.from_bundle(bundle)
+    torch_clf, onnx_clf = load_bundle(bundle), load_bundle(bundle, 'onnx')
     zs = ZeroShotClassifier(torch_clf.classes, tiny_clip(work/'tiny-clip'))
     setups = [('pytorch', torch_clf, None), ('onnxruntime fp32', onnx_clf, None), ('onnxruntime fp32 + zero-shot', onnx_clf, zs)]
     print(f"### one uploaded image to its filled card, default backbone at 224 px, {available_cores()} cores\n")

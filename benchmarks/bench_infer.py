@@ -21,8 +21,7 @@ import numpy as np
 def get_bundle(path:Path, size:int, epochs:int) -> Path:
     "A bundle of the default backbone trained briefly on the sample data (reused when `path` holds one)"
     if (path/'config.json').is_file(): return path
-    from imgcls_nb.train import train
-    from imgcls_nb.bundle import save_result
+    from imgcls_nb.train import train, save_result
     from imgcls_nb.data import sample_data
     t = time.time()
     res = train(sample_data(), epochs=epochs, size=size, progress=False)
@@ -31,12 +30,12 @@ def get_bundle(path:Path, size:int, epochs:int) -> Path:
 
 def onnx_models(bundle:Path) -> dict:
     "{name: model bytes} for ONNX fp32 and int8 in both formats"
-    from imgcls_nb.export import export_onnx, quantize_int8, calibration_arrays, export_data, _model_bytes, ONNX_FILE
-    from imgcls_nb.bundle import read_config
+    from imgcls_nb.export import export_onnx, quantize_int8, calibration_arrays, export_data
+    from imgcls_nb.bundle import read_config, model_bytes, ONNX_FILE
     from imgcls_nb.preprocess import PreprocessSpec
     if not (bundle/ONNX_FILE).is_file(): export_onnx(bundle)
     cfg = read_config(bundle)
-    fp32 = _model_bytes(bundle, cfg['onnx'])
+    fp32 = model_bytes(bundle, cfg['onnx'])
     xc = calibration_arrays(export_data(bundle), PreprocessSpec.from_dict(cfg['preprocess']))
     t = time.time()
     q = quantize_int8(fp32, xc, ('QDQ', 'QOperator'))
@@ -54,8 +53,9 @@ def torch_runner(model, channels_last:bool):
 def runners(bundle:Path, models:dict, threads:int) -> dict:
     "{backend name: function that makes a runner (a function of a float32 batch)}, all with `threads` intra-op threads"
     import copy, torch
-    from imgcls_nb.bundle import read_config, build_model, load_weights
-    from imgcls_nb.export import ort_session
+    from imgcls_nb.bundle import read_config
+    from imgcls_nb.models import build_model, load_weights
+    from imgcls_nb.runtime import ort_session
     torch.set_num_threads(threads)
     m = load_weights(bundle, build_model(read_config(bundle))).eval()
     eager, cl = torch_runner(m, False), torch_runner(copy.deepcopy(m), True)
@@ -89,7 +89,8 @@ def measure(rs:dict, x:np.ndarray, bs:int, rounds:int) -> dict:
 def accuracy(bundle:Path, models:dict) -> dict:
     "Accuracy on the sample validation images of PyTorch and of each ONNX model, and top-1 agreement with ONNX fp32"
     from imgcls_nb.bundle import load_bundle, read_config
-    from imgcls_nb.export import OnnxClassifier, ort_session, export_data
+    from imgcls_nb.runtime import OnnxClassifier, ort_session
+    from imgcls_nb.export import export_data
     from imgcls_nb.evaluate import evaluate
     data, cfg = export_data(bundle), read_config(bundle)
     res = {'PyTorch': evaluate(load_bundle(bundle), data)}

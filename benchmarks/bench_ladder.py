@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 from imgcls_nb.data import sample_data, from_folder
-from imgcls_nb.train import train
+from imgcls_nb.train import train, save_result
 from imgcls_nb.ladder import fit_probe, compare
-from imgcls_nb.bundle import save_result, load_bundle
+from imgcls_nb.bundle import load_bundle
 
 FM = Path('/usr/share/datasets/fashion-mnist')
 CLASSES = ['t-shirt', 'trouser', 'pullover', 'dress', 'coat', 'sandal', 'shirt', 'sneaker', 'bag', 'ankle-boot']

@@ -54,9 +54,9 @@ def main():
     a = ap.parse_args()
     from imgcls_nb.data import sample_data, from_folder
     from imgcls_nb.ladder import fit_probe
-    from imgcls_nb.bundle import save_result
+    from imgcls_nb.train import save_result
     from imgcls_nb.export import export_bundle
-    from imgcls_nb.predict import benchmark_bundle, load_classifier, model_rate, e2e_rate, _prepare
+    from imgcls_nb.predict import benchmark_bundle, load_classifier, e2e_rate, _prepare
     from imgcls_nb.core import available_cores
     work = Path(tempfile.mkdtemp())
     src = from_folder(sample_data())
@@ -67,7 +67,7 @@ def main():
     print(f"### model only, images/s (median of {a.runs}), {len(files)} photos decoded for input\n")
     print(markdown(table))
     import imgcls_nb.data as D
-    from imgcls_nb.predict import _timed
+    from imgcls_nb.bench import _timed
     clf = load_classifier(bundle)   # what predict_files uses: the bundle's default ONNX model
     spec, backend = clf.spec, clf.backend
     x = _prepare(files[:64], spec)[0]

@@ -13,7 +13,7 @@ import numpy as np
 # %% auto #0
 __all__ = ['ImgclsError', 'DataError', 'ImageDecodeError', 'WeightsNotFoundError', 'BundleError', 'get_logger', 'set_seed',
            'available_cores', 'set_threads', 'default_device', 'atomic_path', 'atomic_write_bytes', 'atomic_write_text',
-           'human_count']
+           'human_count', 'cache_dir']
 
 # %% ../nbs/00_core.ipynb #fa96769e
 class ImgclsError(Exception):
@@ -117,3 +117,12 @@ def atomic_write_text(path, text:str):
 def human_count(n:int, word:str) -> str:
     "'1 file', '1,204 files', '10 classes'"
     return f"{n:,} {word}{'' if n == 1 else 'es' if word.endswith(('s', 'x', 'ch', 'sh')) else 's'}"
+
+# %% ../nbs/00_core.ipynb #bad0ed96
+def cache_dir(*parts:str) -> Path:
+    "A folder under the user's imgcls_nb cache (created)"
+    root = os.environ.get('IMGCLS_CACHE') or Path(os.environ.get('XDG_CACHE_HOME') or Path.home()/'.cache')/'imgcls_nb'
+    d = Path(root).joinpath(*parts)
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+

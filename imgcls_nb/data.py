@@ -72,7 +72,8 @@ def _check_pixels(img, name, max_pixels):
             f'{max_pixels:,}; raise imgcls_nb.data.MAX_IMAGE_PIXELS if you trust this file')
 
 # %% ../nbs/01_data.ipynb #d97576c7
-FAST_DECODE = True # Decode plain 8-bit JPEG/PNG files with simplejpeg/pyspng when installed (same pixels as Pillow, faster)
+# Decode plain 8-bit JPEG/PNG files with simplejpeg/pyspng when installed (same pixels as Pillow, faster)
+FAST_DECODE = True
 
 @functools.cache
 def fast_decoders() -> dict:
@@ -96,7 +97,8 @@ def _plain(img, data:bytes) -> bool:
     "Whether Pillow would give `img` as 8-bit RGB or L, without transparency or rotation"
     if img.mode not in ('RGB', 'L') or 'transparency' in img.info: return False
     if img.format == 'JPEG': return _upright(img)
-    # PNG: IHDR says 8-bit RGB or grey, and no EXIF chunk (Pillow would have to decode the file to find one after the pixels)
+    # PNG: IHDR says 8-bit RGB or grey, and no EXIF chunk
+    # (Pillow would have to decode the file to find one after the pixels)
     return data[24:26] in (b'\x08\x02', b'\x08\x00') and b'eXIf' not in data
 
 def _fast_decode(img, src) -> Image.Image|None:
@@ -266,8 +268,9 @@ def _finish(rows:pd.DataFrame, bad:list, task, root, valid_pct, seed, check, wor
     if rows.is_valid.isna().any():
         rows['is_valid'] = split_valid(list(rows.labels), valid_pct, seed, stratify=task == 'single_label')
     rows['is_valid'] = rows.is_valid.astype(bool)
-    if not len(rows): raise DataError(f"{root or 'data'}: no usable images found ({human_count(len(bad), 'bad file')}). "
-                                      "Expected image files Pillow can read, e.g. root/<class>/<image>.jpg")
+    if not len(rows):
+        raise DataError(f"{root or 'data'}: no usable images found ({human_count(len(bad), 'bad file')}). "
+                        "Expected image files Pillow can read, e.g. root/<class>/<image>.jpg")
     classes = sorted({l for ls in rows.labels for l in ls})
     for r in bad.itertuples(): get_logger().warning(f"{r.path}: {r.reason}; skipped")
     return DataSource(rows.reset_index(drop=True), classes, task, bad, str(root) if root else None)
@@ -293,7 +296,9 @@ def from_df(df:pd.DataFrame, # One row per image
         p = Path(str(path)).expanduser()
         p = str(p if p.is_absolute() or root is None else root/p)
         labels = _parse_labels(label, label_delim)
-        if labels is None: bad.append((p, f'no label in column {label_col!r}')); continue
+        if labels is None:
+            bad.append((p, f'no label in column {label_col!r}'))
+            continue
         valid = (str(v).strip().lower() in _TRUE) if valid_col else None
         rows.append((p, labels, valid))
     rows = pd.DataFrame(rows, columns=['path', 'labels', 'is_valid'])
@@ -318,8 +323,12 @@ def _class_rows(folder:Path, is_valid, exts, bad:list) -> list:
     rows = []
     for p in walk_files(folder):
         rel = p.relative_to(folder).parts
-        if len(rel) < 2: bad.append((str(p), f'file outside any class folder; move it into {folder}/<class>/')); continue
-        if p.suffix.lower() not in exts: bad.append((str(p), f'not an image file (extension {p.suffix or "none"!r})')); continue
+        if len(rel) < 2:
+            bad.append((str(p), f'file outside any class folder; move it into {folder}/<class>/'))
+            continue
+        if p.suffix.lower() not in exts:
+            bad.append((str(p), f'not an image file (extension {p.suffix or "none"!r})'))
+            continue
         rows.append((str(p), (rel[0],), is_valid))
     return rows
 
@@ -336,8 +345,9 @@ def from_folder(root, # ImageFolder root: root/<class>/<image> or root/{train,va
     "A single-label `DataSource` from an ImageFolder tree"
     root = Path(root).expanduser()
     for d in (root, valid_dir):
-        if d is not None and not Path(d).expanduser().is_dir(): raise DataError(f"{d}: not a folder. Expected root/<class>/<image> "
-                                          f"or root/{train}/<class>/<image> with root/{valid}/<class>/<image>")
+        if d is not None and not Path(d).expanduser().is_dir():
+            raise DataError(f"{d}: not a folder. Expected root/<class>/<image> "
+                            f"or root/{train}/<class>/<image> with root/{valid}/<class>/<image>")
     exts, bad = image_extensions(), []
     if valid_dir is not None:
         rows = _class_rows(root, False, exts, bad) + _class_rows(Path(valid_dir).expanduser(), True, exts, bad)
@@ -362,8 +372,9 @@ class DatasetReport:
 
     def to_dict(self) -> dict:
         "A JSON-serialisable summary"
-        return dict(task=self.task, class_counts=self.class_counts.to_dict('index'), imbalance_ratio=self.imbalance_ratio,
-                    sizes=self.sizes.to_dict(), modes=self.modes, bad_files=self.bad_files.to_dict('records'),
+        return dict(task=self.task, class_counts=self.class_counts.to_dict('index'),
+                    imbalance_ratio=self.imbalance_ratio, sizes=self.sizes.to_dict(), modes=self.modes,
+                    bad_files=self.bad_files.to_dict('records'),
                     duplicates=self.duplicates, train_valid_duplicates=self.train_valid_duplicates)
 
 # %% ../nbs/01_data.ipynb #30ce5087
@@ -398,12 +409,16 @@ def _summary_lines(r:DatasetReport):
     yield f"task: {r.task}; {human_count(len(r.class_counts), 'class')}; imbalance ratio {r.imbalance_ratio:.1f}"
     yield f"images: {r.class_counts.train.sum() if r.task == 'single_label' else '-'} train labels, " \
           f"{r.class_counts.valid.sum()} valid labels; modes {r.modes}"
-    if len(r.sizes): yield f"size (w x h): median {r.sizes.width['50%']:.0f} x {r.sizes.height['50%']:.0f}, " \
-                           f"min {r.sizes.width['min']:.0f} x {r.sizes.height['min']:.0f}, max {r.sizes.width['max']:.0f} x {r.sizes.height['max']:.0f}"
+    if len(r.sizes):
+        w, h = r.sizes.width, r.sizes.height
+        yield (f"size (w x h): median {w['50%']:.0f} x {h['50%']:.0f}, "
+               f"min {w['min']:.0f} x {h['min']:.0f}, max {w['max']:.0f} x {h['max']:.0f}")
     empty = list(r.class_counts.index[r.class_counts.train == 0])
     if empty: yield f"WARNING classes with no training images: {empty}"
-    yield f"{human_count(len(r.bad_files), 'bad file')} skipped" + ''.join(f"\n  {b.path}: {b.reason}" for b in r.bad_files.itertuples())
-    yield f"{human_count(len(r.duplicates), 'group')} of exact duplicates, {human_count(len(r.train_valid_duplicates), 'duplicate')} shared by train and valid"
+    bad = ''.join(f"\n  {b.path}: {b.reason}" for b in r.bad_files.itertuples())
+    yield f"{human_count(len(r.bad_files), 'bad file')} skipped" + bad
+    yield (f"{human_count(len(r.duplicates), 'group')} of exact duplicates, "
+           f"{human_count(len(r.train_valid_duplicates), 'duplicate')} shared by train and valid")
 
 @patch
 def summary(self:DatasetReport) -> str:

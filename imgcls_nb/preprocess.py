@@ -36,8 +36,10 @@ class PreprocessSpec:
     std:tuple=IMAGENET_STD # Per-channel standard deviation on the 0-1 scale
 
     def __post_init__(self):
-        if self.resize_mode not in RESIZE_MODES: raise ValueError(f"resize_mode must be one of {RESIZE_MODES}, not {self.resize_mode!r}")
-        if self.interpolation not in INTERPOLATIONS: raise ValueError(f"interpolation must be one of {list(INTERPOLATIONS)}, not {self.interpolation!r}")
+        if self.resize_mode not in RESIZE_MODES:
+            raise ValueError(f"resize_mode must be one of {RESIZE_MODES}, not {self.resize_mode!r}")
+        if self.interpolation not in INTERPOLATIONS:
+            raise ValueError(f"interpolation must be one of {list(INTERPOLATIONS)}, not {self.interpolation!r}")
         if not 0 < self.crop_pct <= 1: raise ValueError(f"crop_pct must be in (0, 1], not {self.crop_pct}")
         self.size,self.mean,self.std = int(self.size),tuple(map(float, self.mean)),tuple(map(float, self.std))
 

@@ -12,6 +12,6 @@ def fm() -> Path:
 def tiny_bundle(tmp_path_factory, fm):
     "A bundle trained briefly on the sample set (shared by tests that only need *a* trained bundle)"
     from imgcls_nb.train import train
-    from imgcls_nb.bundle import save_result
+    from imgcls_nb.train import save_result
     res = train(fm, epochs=1, size=32, progress=False)
     return save_result(res, tmp_path_factory.mktemp('bundles')/'tiny')

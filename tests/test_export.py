@@ -4,11 +4,15 @@ from pathlib import Path
 import numpy as np, pandas as pd, onnx, pytest
 from imgcls_nb.core import BundleError
 from imgcls_nb.data import from_folder, from_df
-from imgcls_nb.bundle import load_bundle, read_config, update_config, save_result, fit_calibration, set_unknown_threshold, tune_thresholds
+from imgcls_nb.bundle import (load_bundle, read_config, update_config, decode_metadata, refresh_metadata, model_bytes, META_KEYS,
+                              ONNX_FILE, INT8_FILE)
+from imgcls_nb.train import save_result
+from imgcls_nb.calibrate import fit_calibration, set_unknown_threshold, tune_thresholds
+from imgcls_nb.runtime import OnnxClassifier, ort_session
 from imgcls_nb.evaluate import evaluate
 import imgcls_nb.export as ex
-from imgcls_nb.export import (ExportError, OnnxClassifier, export_onnx, export_int8, export_bundle, export_data, parity,
-                              parity_paths, decode_arrays, decode_metadata, ort_session, refresh_metadata, META_KEYS, ONNX_FILE, INT8_FILE)
+from imgcls_nb.export import (ExportError, export_onnx, export_int8, export_bundle, export_data, parity, parity_paths,
+                              decode_arrays)
 
 def _copy(bundle, tmp_path, name='b') -> Path:
     "A private copy: the session's `tiny_bundle` is shared and must stay without an export"
@@ -102,9 +106,9 @@ def test_int8_records_accuracy_and_keeps_fp32_when_it_drops(exported, tmp_path, 
 
 def test_int8_leaves_the_classifier_head_in_float(exported, fm):
     "The head's Gemm stays a float Gemm (its inputs unquantized); with float_head=False it is quantized like the rest"
-    from imgcls_nb.export import quantize_int8, calibration_arrays, _model_bytes
+    from imgcls_nb.export import quantize_int8, calibration_arrays
     cfg = read_config(exported)
-    fp32, xc = _model_bytes(exported, cfg['onnx']), calibration_arrays(from_folder(fm, check=False), load_bundle(exported).spec, n=16)
+    fp32, xc = model_bytes(exported, cfg['onnx']), calibration_arrays(from_folder(fm, check=False), load_bundle(exported).spec, n=16)
     ops = lambda b: [n.op_type for n in onnx.load_from_string(b).graph.node]
     assert 'Gemm' in ops(fp32)
     kept, quantized = quantize_int8(fp32, xc, ('QOperator',))['QOperator'], quantize_int8(fp32, xc, ('QOperator',), float_head=False)['QOperator']
@@ -129,7 +133,7 @@ class Block(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path=None, target=None):
         if name.split('.')[0] in BLOCKED: raise ImportError(f'{name} is blocked in this test')
 sys.meta_path.insert(0, Block())
-from imgcls_nb.export import OnnxClassifier
+from imgcls_nb.runtime import OnnxClassifier
 clf = OnnxClassifier.from_bundle(sys.argv[1])
 paths = json.loads(sys.argv[2])
 preds = clf.predict(paths, top_k=3)

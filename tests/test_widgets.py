@@ -1,7 +1,7 @@
-"Dashboards driven through their Python state: uploads, the unknown slider, zero-shot labels, confusion cells, the cleaner's moves and undo, the training monitor"
+"Dashboards driven through their Python state: uploads, the unknown slider, zero-shot labels, confusion cells, the cleaner's buttons, the training monitor"
 import os
 os.environ.setdefault('HF_HUB_OFFLINE', '1')  # no test may reach the network
-import csv, datetime, hashlib, io, json, shutil, statistics, types
+import datetime, hashlib, html, io, json, shutil, statistics, types
 from pathlib import Path
 import numpy as np, pandas as pd, pytest
 from PIL import Image
@@ -48,14 +48,6 @@ def tree(*roots) -> dict:
     "relative path -> content hash of every file under `roots` (keyed by root name)"
     return {f"{r.name}/{p.relative_to(r)}": hashlib.sha256(p.read_bytes()).hexdigest()
             for r in roots if r.exists() for p in sorted(r.rglob('*')) if p.is_file()}
-
-def images_under(*roots) -> dict:
-    "content hash -> count of the image files under `roots` (where they are does not matter)"
-    out = {}
-    for r in roots:
-        for p in (r.rglob('*.png') if r.exists() else []):
-            h = hashlib.sha256(p.read_bytes()).hexdigest(); out[h] = out.get(h, 0) + 1
-    return out
 
 def count_calls(obj, name) -> list:
     "Record calls to obj.name (an instance attribute shadowing the method; `del obj.name` restores it)"
@@ -182,9 +174,9 @@ def test_dashboard_sample_gallery(clf, fm):
 
 def test_one_upload_with_the_default_backbone_at_224(tmp_path, photo):
     "Default backbone at its full 224 pixels: upload to filled card, median of several"
-    from imgcls_nb.models import create_model, DEFAULT_ARCH
+    from imgcls_nb.models import create_model, DEFAULT_ARCH, save_bundle
     from imgcls_nb.preprocess import spec_from_timm
-    from imgcls_nb.bundle import make_config, save_bundle
+    from imgcls_nb.bundle import make_config
     classes = [f"c{i}" for i in range(10)]
     m = create_model(DEFAULT_ARCH, len(classes), True)
     b = save_bundle(tmp_path/'lite0', m, make_config(DEFAULT_ARCH, classes, 'single_label', spec_from_timm(m)))
@@ -242,6 +234,16 @@ def test_confusion_explorer_grid_toggle_and_click(res):
     assert ex.cells[i][j].description == str(cm[i, j])
     assert 'precision' in ex.children[1].children[1].value and res.classes[0] in ex.children[1].children[1].value
 
+def test_confusion_explorer_names_both_axes(res):
+    ex = WD.ConfusionExplorer(res)
+    n, grid = len(res.classes), ex.children[1].children[0]
+    heads = [h.value for h in grid.children[:n + 1]]                     # first row: corner, then predicted classes
+    rows = [grid.children[(n + 1)*(i + 1)].value for i in range(n)]      # first column: given classes
+    for j, c in enumerate(res.classes):
+        assert f">{j} {html.escape(c)}</div>" in heads[j + 1] and f"title='predicted {html.escape(c)}'" in heads[j + 1]
+        assert f">{j} {html.escape(c)}</div>" in rows[j] and f"title='given {html.escape(c)}'" in rows[j]
+    assert all('writing-mode:vertical-rl' in h for h in heads[1:]) and 'predicted' in heads[0]
+
 def test_confusion_explorer_scales_to_many_classes(fm):
     n, rng = 32, np.random.default_rng(0)
     paths = [str(p) for p in sorted((fm/'valid').rglob('*.png'))]
@@ -259,112 +261,6 @@ def test_confusion_explorer_scales_to_many_classes(fm):
     i, j = max(((i, j) for i in range(n) for j in range(n) if i != j), key=lambda ij: res.confusion()[ij])
     ex.cells[i][j].click()
     assert len(ex.detail.children) == min(4, res.confusion()[i, j]) > 0
-
-# --- cleaner: ranking, moves, log, undo -------------------------------------------------------------------
-
-def test_label_issues_ranks_likely_label_errors_first():
-    probs = np.array([[.95, .05], [.05, .95], [.5, .5], [.3, .7], [.02, .98], [.85, .15]])
-    y = np.array([0, 0, 0, 0, 1, 1])
-    res = EvalResult({}, probs, y, [f"p{i}" for i in range(6)], ['a', 'b'], 'single_label')
-    li = WD.label_issues(res, hi=0.9, lo=0.1)
-    assert list(li.path) == ['p1', 'p5', 'p3', 'p2', 'p0', 'p4']   # p1 suspect; then loss: .15->1.9, .3->1.2, .5->.69, .95, .98
-    assert list(li.suspect) == [True] + [False]*5
-    np.testing.assert_allclose(li.loss, -np.log(probs[[1, 5, 3, 2, 0, 4], y[[1, 5, 3, 2, 0, 4]]]))
-    assert list(WD.label_issues(res, hi=0.8, lo=0.2).suspect[:2]) == [True, True]   # p5 too, with looser thresholds
-
-def test_move_file_never_overwrites(tmp_path, monkeypatch):
-    (tmp_path/'a').mkdir(); (tmp_path/'b').mkdir()
-    for name, data in [('a/x.png', b'new'), ('b/x.png', b'old'), ('b/x-1.png', b'older')]: (tmp_path/name).write_bytes(data)
-    assert WD.move_file(tmp_path/'a'/'x.png', tmp_path/'b'/'x.png') == tmp_path/'b'/'x-2.png'
-    assert [(tmp_path/'b'/f).read_bytes() for f in ('x.png', 'x-1.png', 'x-2.png')] == [b'old', b'older', b'new']
-    assert not (tmp_path/'a'/'x.png').exists()
-    # across file systems (no hard links): an exclusive-create copy, with the same care for taken names
-    def no_link(a, b): raise OSError(18, 'Invalid cross-device link')
-    monkeypatch.setattr(WD.os, 'link', no_link)
-    (tmp_path/'a'/'y.png').write_bytes(b'moved'); (tmp_path/'c').mkdir(); (tmp_path/'c'/'y.png').write_bytes(b'kept')
-    assert WD.move_file(tmp_path/'a'/'y.png', tmp_path/'c'/'y.png') == tmp_path/'c'/'y-1.png'
-    assert (tmp_path/'c'/'y.png').read_bytes() == b'kept' and (tmp_path/'c'/'y-1.png').read_bytes() == b'moved'
-    assert not (tmp_path/'a'/'y.png').exists()
-    with pytest.raises(DataError, match='file not found'): WD.move_file(tmp_path/'a'/'y.png', tmp_path/'c'/'z.png')
-
-def test_editor_round_trip_on_real_files(data):
-    ed = WD.DatasetEditor(data)
-    q = ed.quarantine_dir
-    assert q == data.parent/'data_quarantine' and ed.log_path == q/'actions.csv'
-    original, images = tree(data), images_under(data)
-    pick = lambda split, cls, k=0: sorted((data/split/cls).glob('*.png'))[k]
-    a, b, c = pick('train', 'shirt'), pick('valid', 'coat'), pick('valid', 'bag')
-    d, e = pick('train', 'pullover'), pick('valid', 'dress')
-    shutil.copy(pick('valid', 'coat', 1), data/'valid'/'pullover'/b.name)            # b's name is taken in pullover
-    original, images = tree(data), images_under(data)
-    rows = [ed.quarantine(a), ed.relabel(b, 'pullover'), ed.keep(c), ed.quarantine(d), ed.relabel(e, 'brand-new-class')]
-    assert images_under(data, q) == images                                           # nothing lost, nothing duplicated
-    assert Path(rows[0]['dst']) == q/'train'/'shirt'/a.name and Path(rows[3]['dst']) == q/'train'/'pullover'/d.name
-    assert Path(rows[1]['dst']) == data/'valid'/'pullover'/f"{b.stem}-1.png"        # never overwrites
-    assert rows[2]['src'] == rows[2]['dst'] == str(c) and c.exists()
-    assert Path(rows[4]['dst']) == data/'valid'/'brand-new-class'/e.name
-    with open(ed.log_path, newline='') as f: log = list(csv.DictReader(f))
-    assert list(log[0]) == WD.LOG_COLUMNS and len(log) == 5
-    assert [(r['action'], r['old_label'], r['new_label']) for r in log] == [
-        ('quarantine', 'shirt', ''), ('relabel', 'coat', 'pullover'), ('keep', 'bag', 'bag'), ('quarantine', 'pullover', ''),
-        ('relabel', 'dress', 'brand-new-class')]
-    assert all(r['timestamp'][:4].isdigit() and r['undoes'] == '' for r in log)
-    counts = ed.report().class_counts
-    assert counts.loc['shirt', 'train'] == 59 and counts.loc['coat', 'valid'] == 19 and counts.loc['pullover', 'valid'] == 22
-    assert counts.loc['brand-new-class', 'valid'] == 1
-    for i in [2, 4, 1, 5, 3]:                                                       # undo in any order
-        ed.undo(i)
-        assert images_under(data, q) == images
-    shutil.rmtree(data/'valid'/'brand-new-class')                                    # the (now empty) folder the relabel made
-    assert tree(data) == original and images_under(q) == {}
-    acts = ed.actions()
-    assert list(acts.action[5:]) == ['undo']*5 and list(acts.undoes[5:]) == ['2', '4', '1', '5', '3']
-    assert (acts.src[5:].tolist(), acts.dst[5:].tolist()) == (acts.dst[[1, 3, 0, 4, 2]].tolist(), acts.src[[1, 3, 0, 4, 2]].tolist())
-    with pytest.raises(DataError, match='nothing to undo'): ed.undo()
-
-def test_editor_undo_never_overwrites_a_new_file(data):
-    ed = WD.DatasetEditor(data)
-    x = sorted((data/'valid'/'sandal').glob('*.png'))[0]
-    content = x.read_bytes()
-    ed.quarantine(x)
-    x.write_bytes(b'a new file that arrived under the same name')
-    row = ed.undo()
-    assert Path(row['dst']) == x.with_name(f"{x.stem}-1.png") and Path(row['dst']).read_bytes() == content
-    assert x.read_bytes() == b'a new file that arrived under the same name'
-
-def test_editor_refuses_what_it_cannot_do_safely(data, tmp_path):
-    ed = WD.DatasetEditor(data, quarantine=tmp_path/'q', log=tmp_path/'log.csv')
-    x = sorted((data/'valid'/'bag').glob('*.png'))[0]
-    outside = tmp_path/'elsewhere.png'; shutil.copy(x, outside)
-    loose = data/'loose.png'; shutil.copy(x, loose)
-    for f, why in [(lambda: ed.quarantine(outside), 'not inside the data folder'), (lambda: ed.quarantine(loose), 'not in a class folder'),
-                   (lambda: ed.relabel(x, 'bag'), 'already in class'), (lambda: ed.relabel(x, ''), 'cannot be a class folder'),
-                   (lambda: ed.relabel(x, '../up'), 'cannot be a class folder'), (lambda: ed.relabel(x, '.hidden'), 'cannot be a class folder'),
-                   (lambda: ed.quarantine(data/'valid'/'bag'/'missing.png'), 'file not found'),
-                   (lambda: WD.DatasetEditor(data, quarantine=data/'quarantine'), 'must be outside'),
-                   (lambda: WD.DatasetEditor(data, log=data/'valid'/'log.csv'), 'must be outside'),
-                   (lambda: WD.DatasetEditor(tmp_path/'nope'), 'not a folder'), (lambda: ed.undo(), 'nothing to undo')]:
-        with pytest.raises(DataError, match=why): f()
-    r1 = ed.relabel(x, 'coat')
-    r2 = ed.quarantine(r1['dst'])
-    with pytest.raises(DataError, match=f"moved again by action {r2['id']}.*undo that one first"): ed.undo(r1['id'])
-    u = ed.undo(r2['id'])
-    for id, why in [(u['id'], 'an undo itself'), (r2['id'], 'undone already'), (99, 'no such action')]:
-        with pytest.raises(DataError, match=why): ed.undo(id)
-    ed.undo(r1['id'])
-    assert x.is_file() and not list((tmp_path/'q').rglob('*.png')) and len(ed.actions()) == 4
-
-def test_editor_reverts_the_move_when_the_log_cannot_be_written(data, monkeypatch):
-    ed = WD.DatasetEditor(data)
-    x = sorted((data/'valid'/'bag').glob('*.png'))[0]
-    def broken(*a, **k): raise OSError(28, 'No space left on device')
-    monkeypatch.setattr(ed, '_record', broken)
-    with pytest.raises(OSError): ed.quarantine(x)
-    assert x.is_file() and not list(ed.quarantine_dir.rglob('*.png'))
-
-def test_data_root(fm):
-    assert WD.data_root(list((fm/'valid').rglob('*.png'))[:5]) == fm
-    assert WD.data_root([fm/'valid'/'bag'/'x.png', fm/'valid'/'coat'/'y.png']) == fm
 
 # --- Cleaner widget -------------------------------------------------------------------------------------
 
@@ -405,6 +301,18 @@ def test_cleaner_buttons_move_files_and_undo_restores(clf, data):
     cl.show_page(10**6); assert cl.page == (len(cl.paths) - 1)//4
     cl.prev_button.click(); assert cl.page == (len(cl.paths) - 1)//4 - 1
 
+def test_dashboards_report_problems_in_their_status_line(clf, data):
+    assert issubclass(WD.PredictDashboard, WD._StatusErrors) and issubclass(WD.Cleaner, WD._StatusErrors)
+    dash = WD.PredictDashboard(clf, samples=[])
+    def refuse(): raise DataError('notes.txt: not <an image>')
+    dash._safely(refuse)
+    assert 'notes.txt: not &lt;an image&gt;' in dash.status.value and 'color:#c62828' in dash.status.value
+    with pytest.raises(ZeroDivisionError): dash._safely(lambda: 1/0)  # a bug is raised, not shown as the user's problem
+    cl = WD.Cleaner(evaluate(clf, from_folder(data)), per_page=1)
+    Path(cl.paths[0]).unlink()                                          # removed behind the cleaner's back
+    cl.cards[0].quarantine_button.click()
+    assert 'file not found' in cl.status.value and 'color:#c62828' in cl.status.value
+
 def test_cleaner_refuses_multi_label(res):
     ml = EvalResult({}, res.probs, np.eye(len(res.classes), dtype=int)[res.targets], res.paths, res.classes, 'multi_label')
     with pytest.raises(ImgclsError, match='single-label'): WD.Cleaner(ml)
@@ -442,7 +350,7 @@ def test_training_monitor_as_a_real_trainer_callback(fm):
 
 # --- notebooks ------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize('nb', ['nbs/11_widgets.ipynb', 'nbs/tutorials/05_dashboards.ipynb'])
+@pytest.mark.parametrize('nb', ['nbs/16_widgets.ipynb', 'nbs/tutorials/05_dashboards.ipynb'])
 def test_dashboard_notebooks_are_saved_without_widget_state(nb):
     d = json.loads((ROOT/nb).read_text())
     assert 'widgets' not in d['metadata']

@@ -254,8 +254,9 @@ def test_zeroshot_predict_streams_rows(tiny, images, tmp_path):
     (tmp_path/'labels.txt').write_text('cat\ncoffee\nrocket\n')
     (tmp_path/'templates.txt').write_text('a photo of a {}.\n# a comment\nart of the {}.\n')
     (tmp_path/'bad.jpg').write_bytes(b'nope')
-    r = Z.zeroshot_predict(images[:4] + [str(tmp_path/'bad.jpg')], tmp_path/'labels.txt', tiny, tmp_path/'templates.txt',
-                           out=tmp_path/'out.jsonl', top_k=2)
+    from imgcls_nb.predict import zeroshot_predict
+    r = zeroshot_predict(images[:4] + [str(tmp_path/'bad.jpg')], tmp_path/'labels.txt', tiny, tmp_path/'templates.txt',
+                         out=tmp_path/'out.jsonl', top_k=2)
     rows = [json.loads(l) for l in (tmp_path/'out.jsonl').read_text().splitlines()]
     assert (r['classified'], r['unreadable'], len(rows)) == (4, 1, 5)
     assert {row['label'] for row in rows[:4]} <= {'cat', 'coffee', 'rocket'} and rows[4]['error'] and rows[4]['label'] is None
