@@ -1,14 +1,20 @@
 "The `imgcls` command as a user runs it: real processes, real files, exit codes and messages."
-import os, subprocess, sys
+import argparse, inspect, os, shutil, subprocess, sys
 from pathlib import Path
 import pandas as pd, pytest
+from imgcls_nb import cli
+from imgcls_nb.data import TASKS, from_folder, from_df
+from imgcls_nb.preprocess import AUG_PRESETS
+from imgcls_nb.bundle import BACKENDS
+from imgcls_nb.predict import FORMATS, predict_files, zeroshot_predict, benchmark_bundle
 
 IMGCLS = str(Path(sys.executable).parent/'imgcls')
 
 def run(*args, cwd=None):
     return subprocess.run([IMGCLS, *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=900)
 
-@pytest.mark.parametrize('cmd', [[], ['train'], ['predict'], ['evaluate'], ['demo']])
+@pytest.mark.parametrize('cmd', [[], ['train'], ['predict'], ['evaluate'], ['export'], ['bench'], ['zeroshot'],
+                                 ['demo']])
 def test_help(cmd):
     r = run(*cmd, '--help')
     assert r.returncode == 0 and 'usage: imgcls' in r.stdout
@@ -34,7 +40,8 @@ def test_predict_folder_and_bad_file(tiny_bundle, fm, tmp_path):
     r = run('predict', tiny_bundle, fm/'valid'/'trouser', tmp_path, '--out', tmp_path/'p.csv', '--top-k', '2')
     assert r.returncode == 0, r.stderr
     df = pd.read_csv(tmp_path/'p.csv', keep_default_na=False)
-    assert list(df.columns) == ['path', 'label', 'score', 'error', 'top1_label', 'top1_score', 'top2_label', 'top2_score']
+    assert list(df.columns) == ['path', 'label', 'score', 'error', 'top1_label', 'top1_score', 'top2_label',
+                                'top2_score']
     assert len(df) == 22 and (df.error != '').sum() == 1
     bad = df[df.path.str.endswith('broken.jpg')].iloc[0]
     assert bad.label == '' and ('truncated' in bad.error or 'corrupt' in bad.error)
@@ -42,15 +49,18 @@ def test_predict_folder_and_bad_file(tiny_bundle, fm, tmp_path):
 
 def test_predict_to_stdout(tiny_bundle, fm):
     r = run('predict', tiny_bundle, fm/'valid'/'bag')
-    assert r.returncode == 0 and r.stdout.splitlines()[0] == 'path,label,score,error' and len(r.stdout.splitlines()) == 21
+    lines = r.stdout.splitlines()
+    assert r.returncode == 0 and lines[0] == 'path,label,score,error' and len(lines) == 21
 
 def test_train_multilabel_csv_focal(fm, tmp_path):
-    attrs = {'t-shirt': 'upper', 'shirt': 'upper;sleeves', 'pullover': 'upper;sleeves', 'coat': 'upper;sleeves', 'dress': 'upper;lower',
-             'trouser': 'lower', 'sandal': 'footwear', 'sneaker': 'footwear', 'ankle-boot': 'footwear', 'bag': ''}
+    attrs = {'t-shirt': 'upper', 'shirt': 'upper;sleeves', 'pullover': 'upper;sleeves', 'coat': 'upper;sleeves',
+             'dress': 'upper;lower', 'trouser': 'lower', 'sandal': 'footwear', 'sneaker': 'footwear',
+             'ankle-boot': 'footwear', 'bag': ''}
     rows = [(str(p.relative_to(fm)), attrs[p.parent.name], p.parts[-3] == 'valid') for p in sorted(fm.rglob('*.png'))]
     pd.DataFrame(rows, columns=['path', 'tags', 'is_valid']).to_csv(tmp_path/'tags.csv', index=False)
-    r = run('train', fm, '--csv', tmp_path/'tags.csv', '--label-col', 'tags', '--valid-col', 'is_valid', '--multi-label',
-            '--label-delim', ';', '--loss', 'focal', '--epochs', '1', '--size', '32', '--out', tmp_path/'tags_bundle')
+    r = run('train', fm, '--csv', tmp_path/'tags.csv', '--label-col', 'tags', '--valid-col', 'is_valid',
+            '--multi-label', '--label-delim', ';', '--loss', 'focal', '--epochs', '1', '--size', '32',
+            '--out', tmp_path/'tags_bundle')
     assert r.returncode == 0, r.stderr[-2000:]
     assert 'accuracy_multi' in r.stdout
     import json
@@ -65,3 +75,85 @@ def test_train_with_separate_valid_folder(fm, tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     import json
     assert json.loads((tmp_path/'b'/'config.json').read_text())['dataset']['n_valid'] == 200
+
+# --- Defaults and choices come from the library -------------------------------------------------------------------
+
+# command: (a minimal command line, the library functions its options feed, its options that feed none of them)
+COMMANDS = {
+    'train': (['DATA', '--out', 'X'], lambda: [cli.lib('train'), from_folder, from_df], {'out', 'multi_label', 'csv'}),
+    'predict': (['B', 'x.jpg'], lambda: [predict_files], set()),
+    'zeroshot': (['x.jpg', '--labels', 'a,b'], lambda: [zeroshot_predict], set()),
+    'export': (['B'], lambda: [cli.lib('export_bundle')], set()),
+    'bench': (['B'], lambda: [benchmark_bundle], set()),
+    'evaluate': (['B', 'DATA'], lambda: [cli.lib('evaluate')], {'json', 'report', 'record'}),
+    'demo': ([], lambda: [cli.run_demo], set()),
+}
+
+def test_every_command_is_checked():
+    assert set(COMMANDS) == set(cli.COMMANDS)
+
+def _subparser(cmd):
+    p = cli.make_parser({cmd})
+    sub = next(a for a in p._actions if isinstance(a, argparse._SubParsersAction))
+    return sub.choices[cmd]
+
+@pytest.mark.parametrize('cmd', COMMANDS)
+def test_defaults_are_the_library_defaults(cmd):
+    "Parsed with only the required arguments, each option holds the default of the library parameter it feeds"
+    argv, funcs, cli_only = COMMANDS[cmd]
+    a = vars(cli.make_parser({cmd}).parse_args([cmd, *argv]))
+    positional = {x.dest for x in _subparser(cmd)._actions if not x.option_strings}
+    checked = set()
+    for f in funcs():
+        for name, prm in inspect.signature(f).parameters.items():
+            if name not in a or name in positional or prm.default is inspect.Parameter.empty: continue
+            checked.add(name)
+            assert a[name] == prm.default, (f"imgcls {cmd}: the option for {f.__name__}({name}=...) defaults to "
+                                            f"{a[name]!r}, the library to {prm.default!r}")
+    params = {n for f in funcs() for n in inspect.signature(f).parameters}
+    stray = set(a) - params - cli_only - positional - {'command', 'func'}
+    assert not stray, f"imgcls {cmd}: options {stray} are no parameter of {[f.__name__ for f in funcs()]}"
+    assert checked, f"imgcls {cmd}: no option checked"
+
+def test_train_defaults_follow_train():
+    "The example from the issue: `imgcls train DATA --out X` parses to `train`'s own defaults"
+    a = cli.make_parser({'train'}).parse_args(['train', 'DATA', '--out', 'X'])
+    sig = inspect.signature(cli.lib('train')).parameters
+    for name in ('arch', 'pretrained', 'epochs', 'size', 'bs', 'lr', 'loss', 'weighted', 'balanced', 'aug', 'schedule',
+                 'patience', 'seed', 'ckpt_dir', 'resume'):
+        assert getattr(a, name) == sig[name].default, name
+    assert a.arch == cli.lib('train').__globals__['DEFAULT_ARCH']
+
+def test_choices_are_the_library_constants():
+    expected = {('train', 'loss'): cli.lib('LOSSES'), ('train', 'aug'): AUG_PRESETS,
+                ('train', 'schedule'): cli.lib('SCHEDULES'), ('predict', 'format'): FORMATS,
+                ('predict', 'backend'): BACKENDS, ('zeroshot', 'format'): FORMATS, ('zeroshot', 'task'): TASKS}
+    found = {(cmd, x.dest): tuple(x.choices) for cmd in COMMANDS for x in _subparser(cmd)._actions if x.choices}
+    assert found == {k: tuple(v) for k,v in expected.items()}
+
+def test_help_shows_library_defaults():
+    h = _subparser('train').format_help()
+    assert f"(default: {inspect.signature(cli.lib('train')).parameters['epochs'].default})" in h
+
+# --- The light install: no torch, no scikit-learn ---------------------------------------------------------------
+NO_TORCH = ("import sys; sys.modules.update(dict.fromkeys(['torch', 'torchvision', 'timm', 'sklearn', 'transformers', "
+            "'matplotlib'])); from imgcls_nb.cli import main; sys.exit(main(sys.argv[1:]))")
+
+def run_without_torch(*args):
+    cmd = [sys.executable, '-c', NO_TORCH, *map(str, args)]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+
+def test_predict_onnx_bundle_without_torch(tiny_bundle, fm, tmp_path):
+    "`imgcls predict` with an exported bundle starts and runs where torch and scikit-learn cannot be imported"
+    from imgcls_nb.export import export_bundle
+    b = Path(shutil.copytree(tiny_bundle, tmp_path/'b'))
+    export_bundle(b, data=fm)
+    r = run_without_torch('predict', b, fm/'valid'/'bag', '--out', tmp_path/'p.csv')
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert 'with onnx' in r.stderr and len(pd.read_csv(tmp_path/'p.csv')) == 20
+
+def test_torch_command_without_torch_names_the_extra():
+    for args in (['train', '.', '--out', 'x'], ['train', '--help'], ['evaluate', 'b', 'd']):
+        r = run_without_torch(*args)
+        assert r.returncode == 1 and "pip install 'imgcls_nb[train]'" in r.stderr, (args, r.stderr[-2000:])
+    assert run_without_torch('predict', '--help').returncode == 0
