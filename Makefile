@@ -6,7 +6,7 @@ PY        := $(VENV)/bin/python
 TORCH_PKGS ?= torch==2.14.1 torchvision==0.29.1
 STAMP     := $(VENV)/.installed
 
-.PHONY: install demo test check-sync nbtest pytest bench clean
+.PHONY: install demo test check-sync check-structure nbtest pytest bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -24,13 +24,18 @@ demo: $(STAMP)
 check-sync: $(STAMP)
 	$(PY) tools/check_sync.py
 
+# Layers without import cycles, package imports at module level; chapters with a test under each definition.
+check-structure: $(STAMP)
+	$(PY) tools/check_layers.py
+	$(PY) tools/check_notebooks.py
+
 nbtest: $(STAMP)
 	$(VENV)/bin/nbdev-test --n-workers 1 --timing
 
 pytest: $(STAMP)
 	$(PY) -m pytest -q tests
 
-test: check-sync nbtest pytest
+test: check-sync check-structure nbtest pytest
 
 bench: $(STAMP)
 	$(PY) -m pip install -q -e ".[dev,bench]"
