@@ -6,7 +6,9 @@ Docs: https://imgcls-nb.github.io/imgcls_nb/train.html.md"""
 
 # %% ../nbs/08_train.ipynb #1ce633df
 from __future__ import annotations
-import copy, math, shutil, time, warnings
+import contextlib, copy, math, shutil, time, warnings
+try: import fcntl
+except ImportError: fcntl = None  # Windows: the sample bundle is trained without a lock
 from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np, pandas as pd
@@ -495,6 +497,15 @@ def save_result(result:TrainResult, # What `train` (or `ladder.fit_probe`) retur
     return save_bundle(path, result.model, cfg)
 
 # %% ../nbs/08_train.ipynb #eae0d0e4
+@contextlib.contextmanager
+def _locked(path:Path):
+    "Hold an exclusive lock on the file `path` (POSIX; elsewhere no lock)"
+    with open(path, 'a') as fh:
+        if fcntl: fcntl.flock(fh, fcntl.LOCK_EX)
+        try: yield
+        finally:
+            if fcntl: fcntl.flock(fh, fcntl.LOCK_UN)
+
 def _sample_key() -> str:
     return f"{__version__}-{from_folder(sample_data(), check=False).fingerprint()}"
 
@@ -503,9 +514,10 @@ def sample_bundle(dest=None, # Copy the bundle here (a folder you may change); N
                  ) -> Path:
     "A bundle of the default model trained on the embedded sample with `train`'s defaults, trained once and cached"
     cached = cache_dir('sample_bundle')/_sample_key()
-    if not (cached/'config.json').is_file():
-        get_logger().info(f"training the sample bundle once (about a minute on 2 cores); cached in {cached}")
-        save_result(train(sample_data(), progress=progress), cached)
+    with _locked(cached.with_name(cached.name + '.lock')):  # another process may be training it right now
+        if not (cached/'config.json').is_file():
+            get_logger().info(f"training the sample bundle once (about a minute on 2 cores); cached in {cached}")
+            save_result(train(sample_data(), progress=progress), cached)
     if dest is None: return cached
     with atomic_path(dest, is_dir=True) as tmp: shutil.copytree(cached, tmp, dirs_exist_ok=True)
     return Path(dest)

@@ -29,9 +29,20 @@ SKIP = {'__init__', '_modidx'}
 ORDER = {m: i for i, m in enumerate(LAYERS)}
 
 
+def module_level(tree: ast.Module) -> set:
+    "ids of the import statements not inside a function or class (module-level `try`/`if` blocks included)"
+    out, todo = set(), list(tree.body)
+    while todo:
+        n = todo.pop()
+        if isinstance(n, (ast.Import, ast.ImportFrom)): out.add(id(n))
+        elif isinstance(n, (ast.Try, ast.If, ast.With)):
+            todo += n.body + n.orelse + getattr(n, 'finalbody', []) + [x for h in getattr(n, 'handlers', []) for x in h.body]
+    return out
+
+
 def package_imports(tree: ast.Module):
     "(imported package module, line, at module level) for each import of a package module in `tree`"
-    top = set(map(id, tree.body))
+    top = module_level(tree)
     for node in ast.walk(tree):
         mods = []
         if isinstance(node, ast.ImportFrom):
@@ -48,7 +59,7 @@ def package_imports(tree: ast.Module):
 
 def local_stdlib_imports(tree: ast.Module):
     "(module, line) of standard-library imports inside functions or classes"
-    top = set(map(id, tree.body))
+    top = module_level(tree)
     for node in ast.walk(tree):
         if id(node) in top or not isinstance(node, (ast.Import, ast.ImportFrom)): continue
         names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or '']
@@ -58,7 +69,7 @@ def local_stdlib_imports(tree: ast.Module):
 
 def count_imports(tree: ast.Module):
     "(all imports, function-local imports)"
-    top = set(map(id, tree.body))
+    top = module_level(tree)
     imps = [n for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom))]
     return len(imps), sum(id(n) not in top for n in imps)
 
