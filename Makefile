@@ -8,7 +8,14 @@ STAMP     := $(VENV)/.installed
 
 .PHONY: install demo test check-sync check-structure nbtest pytest bench clean
 
-$(STAMP): pyproject.toml
+# nbdev-export rewrites pyproject.toml with the same bytes (a new time): reinstall only when its content changes
+PYPROJECT_SUM := $(VENV)/.pyproject.sha256
+$(PYPROJECT_SUM): pyproject.toml
+	@mkdir -p $(VENV)
+	@$(PYTHON) -c "import hashlib, pathlib, sys; h = hashlib.sha256(pathlib.Path('pyproject.toml').read_bytes()).hexdigest(); \
+	f = pathlib.Path(sys.argv[1]); f.exists() and f.read_text() == h or f.write_text(h)" $@
+
+$(STAMP): $(PYPROJECT_SUM)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q $(TORCH_PKGS)
