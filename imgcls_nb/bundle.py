@@ -22,8 +22,8 @@ from .preprocess import PreprocessSpec
 __all__ = ['BUNDLE_FORMAT', 'UNKNOWN', 'CONFIG', 'WEIGHTS', 'CARD', 'META_KEYS', 'ONNX_FILE', 'INT8_FILE', 'REGISTRY', 'EXTRA_OF',
            'BACKENDS', 'library_versions', 'dataset_summary', 'make_config', 'model_card', 'read_config',
            'update_config', 'onnx_metadata', 'set_metadata', 'decode_metadata', 'has_onnx', 'model_bytes', 'write_onnx',
-           'refresh_metadata', 'Prediction', 'decode_input', 'BaseClassifier', 'apply_unknown', 'resolve',
-           'load_bundle']
+           'onnx_record', 'refresh_metadata', 'Prediction', 'decode_input', 'BaseClassifier', 'apply_unknown',
+           'resolve', 'load_bundle']
 
 # %% ../nbs/03_bundle.ipynb #9a04430d
 BUNDLE_FORMAT = 1
@@ -198,12 +198,17 @@ def write_onnx(path:Path, blob:bytes, cfg:dict) -> str:
 
 
 # %% ../nbs/03_bundle.ipynb #8a828b5d
+def onnx_record(bundle) -> tuple:
+    "A bundle's config and the `onnx` record of its export, or an error that says how to make one"
+    cfg = read_config(bundle)
+    if not cfg.get('onnx'):
+        raise BundleError(f"{bundle}: this bundle has no ONNX export; run `imgcls export {bundle}` first")
+    return cfg, cfg['onnx']
+
 def refresh_metadata(bundle) -> dict:
     "Rewrite the metadata of a bundle's ONNX files from its config.json (after calibration or threshold tuning)"
     bundle = Path(bundle)
-    cfg = read_config(bundle)
-    info = cfg.get('onnx')
-    if not info: raise BundleError(f"{bundle}: this bundle has no ONNX export; run `imgcls export {bundle}` first")
+    cfg, info = onnx_record(bundle)
     for part in [info] + ([info['int8']] if info.get('int8') else []):
         part['sha256'] = write_onnx(bundle/part['file'], model_bytes(bundle, part), cfg)
     return update_config(bundle, onnx=info)['onnx']

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 from fastcore.basics import patch
 from .core import *
-from .bundle import BaseClassifier, read_config, model_bytes, decode_metadata
+from .bundle import BaseClassifier, onnx_record, model_bytes, decode_metadata
 
 
 # %% auto #0
@@ -53,9 +53,7 @@ def from_bundle(cls:OnnxClassifier, path, # Bundle folder with an ONNX export
 ) -> OnnxClassifier:
     "Load a bundle's ONNX export with the decision rules in its config.json"
     path = Path(path)
-    cfg = read_config(path)
-    info = cfg.get('onnx')
-    if not info: raise BundleError(f"{path}: this bundle has no ONNX export; run `imgcls export {path}` first")
+    cfg, info = onnx_record(path)
     int8 = info.get('default') == 'int8' if int8 is None else int8
     if int8 and not info.get('int8'):
         raise BundleError(f"{path}: this bundle has no int8 model; run `imgcls export {path} --int8`")

@@ -4,19 +4,11 @@ from pathlib import Path
 import numpy as np, pytest
 from imgcls_nb.core import DataError, ImgclsError
 from imgcls_nb.evaluate import EvalResult
+from conftest import tree  # the `data` fixture lives there too
 from imgcls_nb import clean as CL
 
 ROOT = Path(__file__).resolve().parents[1]
 
-@pytest.fixture
-def data(tmp_path, fm) -> Path:
-    "A private copy of the sample data: the package's own copy is never modified"
-    return Path(shutil.copytree(fm, tmp_path/'data'))
-
-def tree(*roots) -> dict:
-    "relative path -> content hash of every file under `roots` (keyed by root name)"
-    return {f"{r.name}/{p.relative_to(r)}": hashlib.sha256(p.read_bytes()).hexdigest()
-            for r in roots if r.exists() for p in sorted(r.rglob('*')) if p.is_file()}
 
 def images_under(*roots) -> dict:
     "content hash -> count of the image files under `roots` (where they are does not matter)"

@@ -10,6 +10,7 @@ from imgcls_nb.core import DataError, ImgclsError
 from imgcls_nb.bundle import load_bundle, Prediction, UNKNOWN
 from imgcls_nb.data import DataSource, from_folder
 from imgcls_nb.evaluate import evaluate, EvalResult
+from conftest import tree  # the `data` fixture lives there too
 from imgcls_nb import widgets as WD
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,15 +40,6 @@ def zs(tmp_path_factory, clf):
     from imgcls_nb.zeroshot import ZeroShotClassifier, tiny_clip
     return ZeroShotClassifier(clf.classes, tiny_clip(tmp_path_factory.mktemp('zs')/'tiny-clip'))
 
-@pytest.fixture
-def data(tmp_path, fm) -> Path:
-    "A private copy of the sample data: the package's own copy is never modified"
-    return Path(shutil.copytree(fm, tmp_path/'data'))
-
-def tree(*roots) -> dict:
-    "relative path -> content hash of every file under `roots` (keyed by root name)"
-    return {f"{r.name}/{p.relative_to(r)}": hashlib.sha256(p.read_bytes()).hexdigest()
-            for r in roots if r.exists() for p in sorted(r.rglob('*')) if p.is_file()}
 
 def count_calls(obj, name) -> list:
     "Record calls to obj.name (an instance attribute shadowing the method; `del obj.name` restores it)"
