@@ -37,10 +37,10 @@ check-structure: $(STAMP)
 	$(PY) tools/check_notebooks.py
 
 nbtest: $(STAMP)
-	$(VENV)/bin/nbdev-test --n-workers 1 --timing
+	$(VENV)/bin/nbdev-test --n-workers 1 --timing --cell-timing-min 5
 
 pytest: $(STAMP)
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q --durations=12 tests
 
 test: check-sync check-structure nbtest pytest
 

@@ -6,7 +6,7 @@ Docs: https://imgcls-nb.github.io/imgcls_nb/train.html.md"""
 
 # %% ../nbs/08_train.ipynb #1ce633df
 from __future__ import annotations
-import contextlib, copy, math, shutil, time, warnings
+import contextlib, copy, hashlib, importlib.resources, math, shutil, time, warnings
 try: import fcntl
 except ImportError: fcntl = None  # Windows: the sample bundle is trained without a lock
 from dataclasses import dataclass, field
@@ -506,8 +506,14 @@ def _locked(path:Path):
         finally:
             if fcntl: fcntl.flock(fh, fcntl.LOCK_UN)
 
+# the modules whose code decides what `train` writes: a change to any of them retrains the cached sample bundle
+_TRAINING_CODE = ('core', 'data', 'preprocess', 'bundle', 'models', 'losses', 'train')
+
 def _sample_key() -> str:
-    return f"{__version__}-{from_folder(sample_data(), check=False).fingerprint()}"
+    "package version, sample data fingerprint and a hash of the training code"
+    pkg = importlib.resources.files('imgcls_nb')
+    code = hashlib.sha256(b''.join((pkg/f"{m}.py").read_bytes() for m in _TRAINING_CODE)).hexdigest()[:12]
+    return f"{__version__}-{from_folder(sample_data(), check=False).fingerprint()}-{code}"
 
 def sample_bundle(dest=None, # Copy the bundle here (a folder you may change); None: the shared cached bundle, read-only
                   progress:bool=False, # Show training progress on the first call

@@ -342,7 +342,7 @@ def test_training_monitor_as_a_real_trainer_callback(fm):
 
 # --- notebooks ------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize('nb', ['nbs/16_widgets.ipynb', 'nbs/tutorials/05_dashboards.ipynb'])
+@pytest.mark.parametrize('nb', ['nbs/21_widgets.ipynb', 'nbs/tutorials/05_dashboards.ipynb'])
 def test_dashboard_notebooks_are_saved_without_widget_state(nb):
     d = json.loads((ROOT/nb).read_text())
     assert 'widgets' not in d['metadata']
