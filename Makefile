@@ -42,7 +42,14 @@ nbtest: $(STAMP)
 pytest: $(STAMP)
 	$(PY) -m pytest -q --durations=12 tests
 
-test: check-sync check-structure nbtest pytest
+# The notebooks and pytest run side by side, one model thread each (OMP_NUM_THREADS, read by `compute_threads`):
+# alone, each keeps about one of two cores busy (decoding, Python, subprocesses, a browser); two processes with
+# a thread per core each would oversubscribe the cores. --output-sync keeps each one's log in one piece.
+# `make test TEST_JOBS=1` runs them one after the other with every core for each.
+TEST_JOBS ?= 2
+TEST_ENV  := $(if $(filter 1,$(TEST_JOBS)),,OMP_NUM_THREADS=1)
+test: check-sync check-structure
+	$(TEST_ENV) $(MAKE) --no-print-directory -j$(TEST_JOBS) --output-sync=target nbtest pytest
 
 bench: $(STAMP)
 	$(PY) -m pip install -q -e ".[dev,bench]"

@@ -40,9 +40,9 @@ def _backends(bundle) -> dict:
     out = {'pytorch eager': (lambda: load_bundle(bundle, 'torch', channels_last=False), n),
            'pytorch channels_last': (lambda: load_bundle(bundle, 'torch', channels_last=True), n)}
     if has_onnx(bundle):
-        out['onnxruntime fp32'] = (lambda: load_bundle(bundle, 'onnx', int8=False), available_cores())
+        out['onnxruntime fp32'] = (lambda: load_bundle(bundle, 'onnx', int8=False), compute_threads())
         if (read_config(bundle).get('onnx') or {}).get('int8'):
-            out['onnxruntime int8'] = (lambda: load_bundle(bundle, 'onnx', int8=True), available_cores())
+            out['onnxruntime int8'] = (lambda: load_bundle(bundle, 'onnx', int8=True), compute_threads())
     return out
 
 def _timed(make, x:np.ndarray, batch_sizes, runs:int) -> dict:

@@ -12,8 +12,8 @@ import numpy as np
 
 # %% auto #0
 __all__ = ['ImgclsError', 'DataError', 'ImageDecodeError', 'WeightsNotFoundError', 'BundleError', 'get_logger', 'set_seed',
-           'available_cores', 'set_threads', 'default_device', 'atomic_path', 'atomic_write_bytes', 'atomic_write_text',
-           'human_count', 'cache_dir']
+           'available_cores', 'compute_threads', 'set_threads', 'default_device', 'atomic_path', 'atomic_write_bytes',
+           'atomic_write_text', 'human_count', 'cache_dir']
 
 # %% ../nbs/00_core.ipynb #fa96769e
 class ImgclsError(Exception):
@@ -63,10 +63,15 @@ def available_cores() -> int:
     try: return len(os.sched_getaffinity(0))
     except AttributeError: return os.cpu_count() or 1
 
+def compute_threads() -> int:
+    "Threads for a model's arithmetic: `OMP_NUM_THREADS` when set (a share of a shared machine), else every core"
+    n = os.environ.get('OMP_NUM_THREADS', '').strip()
+    return int(n) if n.isdigit() and int(n) > 0 else available_cores()
+
 def set_threads(n:int|None=None) -> int:
-    "Set PyTorch's intra-op threads to `n` (default: the available cores); returns the count"
+    "Set PyTorch's intra-op threads to `n` (default: `compute_threads()`); returns the count"
     import torch
-    n = n or available_cores()
+    n = n or compute_threads()
     torch.set_num_threads(n)
     return n
 

@@ -263,7 +263,7 @@ def export_int8(bundle, # Bundle folder with an ONNX export
     (best, q), default = _pick_int8(cands, base, max_drop)
     rec = dict(file=INT8_FILE, sha256=write_onnx(bundle/INT8_FILE, q, cfg), **best, fp32=base,
                drop=base['metric'] - best['metric'], max_drop=max_drop, calibration_images=len(xc),
-               threads=threads or available_cores(), candidates=[c for c,_ in cands])
+               threads=threads or compute_threads(), candidates=[c for c,_ in cands])
     if not default:
         warnings.warn(f"{bundle}: int8 is not the default: accuracy {base['metric']:.3f} -> {best['metric']:.3f} "
                       f"(allowed drop {max_drop}), {_speed(base):.0f} -> {_speed(best):.0f} images/s; "

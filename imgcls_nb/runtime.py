@@ -18,13 +18,13 @@ __all__ = ['ort_session', 'OnnxClassifier']
 
 # %% ../nbs/05_runtime.ipynb #dfdc9f8a
 def ort_session(model, # Path of an .onnx file, or its bytes
-    threads:int|None=None, # Intra-op threads (default: every core this process may use)
+    threads:int|None=None, # Intra-op threads (default: `compute_threads()`, every core this process may use)
     spinning:bool=True, # Idle threads spin-wait for the next call (fastest when nothing else needs the cores)
 ):
     "An ONNX Runtime CPU session with all graph optimisations"
     import onnxruntime as ort
     so = ort.SessionOptions()
-    so.intra_op_num_threads, so.inter_op_num_threads = threads or available_cores(), 1
+    so.intra_op_num_threads, so.inter_op_num_threads = threads or compute_threads(), 1
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     so.add_session_config_entry('session.intra_op.allow_spinning', '1' if spinning else '0')
     so.log_severity_level = 3

@@ -1,4 +1,6 @@
-"The `imgcls` command as a user runs it: real processes, real files, exit codes and messages."
+"""The `imgcls` command as a user runs it: real files, exit codes and messages; real processes where the process
+matters (the console script, training and prediction runs, the install without torch), `cli.main` in this process
+for parsing, help and error messages."""
 import argparse, inspect, os, shutil, subprocess, sys
 from pathlib import Path
 import pandas as pd, pytest
@@ -13,25 +15,36 @@ IMGCLS = str(Path(sys.executable).parent/'imgcls')
 def run(*args, cwd=None):
     return subprocess.run([IMGCLS, *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=900)
 
-@pytest.mark.parametrize('cmd', [[], ['train'], ['predict'], ['evaluate'], ['export'], ['bench'], ['zeroshot'],
-                                 ['demo']])
-def test_help(cmd):
-    r = run(*cmd, '--help')
-    assert r.returncode == 0 and 'usage: imgcls' in r.stdout
+def here(capsys, *args):
+    "`imgcls ARGS` run by `cli.main` in this process (as the console script runs it): exit code, stdout, stderr"
+    try: code = cli.main(list(map(str, args)))
+    except SystemExit as e: code = e.code
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+def test_help_in_a_real_process():
+    r = run('--help')
+    assert r.returncode == 0 and 'usage: imgcls' in r.stdout and 'predict' in r.stdout
+
+@pytest.mark.parametrize('cmd', [['train'], ['predict'], ['evaluate'], ['export'], ['bench'], ['zeroshot'], ['demo']])
+def test_help(cmd, capsys):
+    code, out, _ = here(capsys, *cmd, '--help')
+    assert code == 0 and f'usage: imgcls {cmd[0]}' in out
 
 @pytest.mark.parametrize('args,msg', [
     (['train', '/no/such/folder', '--out', '/tmp/x'], 'not a folder'),
     (['predict', '/no/such/bundle', '.'], 'not a bundle folder'),
     (['train', '.', '--out', '/tmp/x', '--multi-label'], 'needs --csv'),
 ])
-def test_errors_are_one_line_with_nonzero_exit(args, msg):
-    r = run(*args)
-    assert r.returncode == 1, r.stderr
-    lines = [l for l in r.stderr.splitlines() if l.startswith('imgcls')]
-    assert len(lines) == 1 and msg in lines[0], r.stderr
+def test_errors_are_one_line_with_nonzero_exit(args, msg, capsys):
+    code, _, err = here(capsys, *args)
+    assert code == 1, err
+    lines = [l for l in err.splitlines() if l.startswith('imgcls')]
+    assert len(lines) == 1 and msg in lines[0], err
 
-def test_usage_error_exit_code():
-    assert run('train').returncode == 2
+def test_usage_error_exit_code(capsys):
+    assert here(capsys, 'train')[0] == 2
+    assert run('--no-such-option').returncode == 2  # and the console script passes the code on
 
 def test_predict_folder_and_bad_file(tiny_bundle, fm, tmp_path):
     (tmp_path/'broken.jpg').write_bytes(b'\xff\xd8\xff\xe0 truncated')

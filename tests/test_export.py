@@ -213,7 +213,7 @@ def test_predict_threads_reach_the_model(exported, fm, tmp_path):
     from imgcls_nb.predict import load_classifier, predict_files
     one = load_classifier(exported, threads=1)
     assert one.backend == 'onnx' and one.session.get_session_options().intra_op_num_threads == 1
-    assert load_classifier(exported).session.get_session_options().intra_op_num_threads == ex.available_cores()
+    assert load_classifier(exported).session.get_session_options().intra_op_num_threads == ex.compute_threads()
     r = predict_files(exported, fm/'valid'/'bag', tmp_path/'p.csv', threads=1, workers=1, progress=False)
     assert r['classified'] == 20 and r['backend'] == 'onnx'
     assert list(pd.read_csv(tmp_path/'p.csv').path) == sorted(str(p) for p in (fm/'valid'/'bag').iterdir())
