@@ -6,7 +6,7 @@ PY        := $(VENV)/bin/python
 TORCH_PKGS ?= torch==2.14.1 torchvision==0.29.1
 STAMP     := $(VENV)/.installed
 
-.PHONY: install demo test check-sync check-structure nbtest pytest bench clean
+.PHONY: install demo test check-sync check-structure nbtest pytest bench clean docs
 
 # nbdev-export rewrites pyproject.toml with the same bytes (a new time): reinstall only when its content changes
 PYPROJECT_SUM := $(VENV)/.pyproject.sha256
@@ -54,6 +54,11 @@ test: check-sync check-structure
 bench: $(STAMP)
 	$(PY) -m pip install -q -e ".[dev,bench]"
 	$(PY) benchmarks/bench_train.py
+
+# The documentation site in _docs/, offline (open _docs/index.html): nbdev's processing of nbs/ into _proc/, every
+# notebook executed, mkdocs-material; --check fails on a missing page, a broken link or anchor, an error output.
+docs: $(STAMP)
+	$(PY) tools/build_docs.py --check
 
 clean:
 	rm -rf build dist *.egg-info _proc _docs demo_out
