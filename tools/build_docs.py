@@ -213,13 +213,26 @@ class Page:
 _BOXES = {'VBoxModel': 'column', 'HBoxModel': 'row', 'BoxModel': 'row', 'GridBoxModel': 'row', 'TabModel': 'column',
           'AccordionModel': 'column'}
 
+_CSS = ('width', 'height', 'min_width', 'max_width', 'max_height', 'overflow', 'align_items', 'justify_content',
+        'grid_template_columns', 'grid_gap', 'border', 'padding', 'margin', 'flex_flow', 'display')
+
+def _style(w:dict, state:dict) -> str:
+    "Inline CSS from a widget's layout (sizes, grid) and style (button colour) models"
+    css = {}
+    for ref, keys in (('layout', _CSS), ('style', ('button_color', 'font_weight'))):
+        sub = state.get(str(w.get('state', {}).get(ref, '')).replace('IPY_MODEL_', ''), {}).get('state', {})
+        for k in keys:
+            if sub.get(k): css[{'grid_gap': 'gap', 'button_color': 'background'}.get(k, k).replace('_', '-')] = sub[k]
+    if w.get('model_name') == 'GridBoxModel': css['display'] = 'grid'
+    return html.escape('; '.join(f'{k}: {v}' for k, v in css.items()))
+
 def widget_html(model_id, state:dict, depth:int=0) -> str:
     "A static HTML view of the widget `model_id` (text, HTML, images, buttons and boxes; controls shown disabled)"
     w = state.get(model_id) if model_id else None
     if not w or depth > 30: return ''
     name, s = w.get('model_name', ''), w.get('state', {})
     desc = html.escape(s.get('description', '') or '')
-    cls = ' '.join(html.escape(c) for c in s.get('_dom_classes', []))
+    cls = ' '.join(html.escape(c) for c in s.get('_dom_classes', [])) + f'" style="{_style(w, state)}' 
     kids = ''.join(widget_html(k.replace('IPY_MODEL_', ''), state, depth + 1) for k in s.get('children', []))
     if name in _BOXES: return f'<div class="w-box w-{_BOXES[name]} {cls}">{kids}</div>'
     if name in ('HTMLModel', 'HTMLMathModel'): return f'<div class="w-html {cls}">{s.get("value", "")}</div>'
@@ -409,6 +422,8 @@ def main(argv=None):
     ap.add_argument('--proc', default=str(ROOT/'_proc'), help='processed notebooks and Markdown pages')
     ap.add_argument('--execute', default='all', help="'all', 'none', or comma-separated notebook stems to execute")
     ap.add_argument('--workers', type=int, default=int(os.environ.get('DOCS_WORKERS', os.cpu_count() or 1)))
+    ap.add_argument('--pages-only', action='store_true',
+                    help='reuse the processed notebooks in --proc (no execution): only pages and site are rebuilt')
     ap.add_argument('--check', action='store_true', help='fail on a missing page, broken link/anchor or error output')
     a = ap.parse_args(argv)
     t0 = time.time()
@@ -418,6 +433,7 @@ def main(argv=None):
     run = lambda nb: a.execute == 'all' or nb.stem in want or page_name(nb) in want
     unknown = want - {nb.stem for nb in nbs} - {page_name(nb) for nb in nbs}
     if unknown: sys.exit(f"--execute: no notebook named {', '.join(sorted(unknown))} in {NBS}")
+    if a.pages_only: return pages_and_site(a, nbs, run, proc, out, [], t0)
     if proc.exists(): shutil.rmtree(proc)
     proc.mkdir(parents=True)
 
@@ -437,6 +453,14 @@ def main(argv=None):
                       f"{' executed' if r['execute'] else ''}{'; ERRORS ' + '; '.join(r['errors']) if r['errors'] else ''}",
                       flush=True)
 
+    pages_and_site(a, nbs, run, proc, out, reports, t0)
+
+def pages_and_site(a, nbs:list, run, proc:Path, out:Path, reports:list, t0:float):
+    "Stages 2 and 3, and the checks"
+    missing = [str(nb.relative_to(NBS)) for nb in nbs if not (proc/nb.relative_to(NBS)).exists()]
+    if missing: sys.exit(f"{proc} has no processed {', '.join(missing)}: build without --pages-only")
+    if a.pages_only: reports = json.loads((proc/'report.json').read_text())['reports']
+    run = (lambda nb: str(nb) in {r['src'] for r in reports if r['execute']}) if a.pages_only else run
     t1 = time.time()
     # 2. Markdown pages and the API index
     from nbdev.config import get_config
@@ -445,6 +469,7 @@ def main(argv=None):
     anchors, titles, executed, errors, outputs = {}, {}, [], [], {}
     links = local_links(pages, f"{cfg.doc_host}{cfg.doc_baseurl}".rstrip('/'), anchors)
     md_dir = proc/'_md'
+    if md_dir.exists(): shutil.rmtree(md_dir)
     for nb in nbs:   # first pass: the anchors of every page, for the links of the second
         rel = str(nb.relative_to(NBS))
         anchors[pages[rel]] = render_page(proc/rel, pages[rel], md_dir, links)['anchors']
