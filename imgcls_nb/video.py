@@ -147,10 +147,13 @@ def video_duration(c, s) -> float|None:
     return c.duration/1e6 if c.duration else None
 
 # %% ../nbs/18_video.ipynb #e4c08a11
-def _cut_short(last:float|None, duration:float|None, step:float) -> str|None:
+def _cut_short(last:float|None, # Time of the last decoded frame
+               duration:float|None, # The video's length from its header
+               frame_step:float, # The stream's frame interval
+              ) -> str|None:
     "The error for frames that end well before the video's stated length (a truncated file), else None"
     if last is None: return 'no frame could be decoded; the file is damaged or empty'
-    if duration and last + max(0.5, 3*step) < duration:
+    if duration and last + max(0.25, 3*frame_step) < duration:
         return (f"truncated: frames end at {last:.2f} s of the {duration:.2f} s its header gives; "
                 "re-export or re-copy it")
 
@@ -163,6 +166,12 @@ class VideoReader:
         self.src, self.fps, self.name = src, fps, video_name(src, name)
         self.error, self.duration, self.last, self.step = None, None, None, 1/fps if fps else None
 
+    def _decoded(self, c, s):
+        "`_frame_times`, noting the time of the last decoded frame"
+        for t, f in _frame_times(c, s):
+            self.last = t
+            yield t, f
+
 # %% ../nbs/18_video.ipynb #ad4249d0
 @patch
 def __iter__(self:VideoReader):
@@ -171,16 +180,15 @@ def __iter__(self:VideoReader):
     except VideoDecodeError as e:
         self.error = e.reason
         return
+    frame_step = 1/float(s.average_rate or 25)
     with c:
-        self.duration, self.step = video_duration(c, s), self.step or 1/float(s.average_rate or 25)
+        self.duration, self.step = video_duration(c, s), self.step or frame_step
         try:
-            for t, f in sampled(_frame_times(c, s), self.fps):
-                self.last = t
-                yield t, upright(f)
+            for t, f in sampled(self._decoded(c, s), self.fps): yield t, upright(f)
         except (av.error.FFmpegError, ValueError) as e:
             self.error = f"corrupt or truncated video data after {self.last or 0:.2f} s ({_ffmpeg_reason(e)})"
             return
-    self.error = _cut_short(self.last, self.duration, self.step)
+    self.error = _cut_short(self.last, self.duration, frame_step)
 
 # %% ../nbs/18_video.ipynb #1f961058
 def smooth_probs(probs:np.ndarray, # (n_frames, n_classes)
