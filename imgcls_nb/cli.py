@@ -16,6 +16,7 @@ from .preprocess import AUG_PRESETS
 from .bundle import BACKENDS, load_bundle
 from .predict import FORMATS, predict_files, iter_inputs, benchmark_bundle, zeroshot_predict
 from .predict import open_writer, prediction_row, row_fields
+from .video import VIDEO_MODES, predict_media
 
 # %% auto #0
 __all__ = ['LAZY', 'COMMANDS', 'EXTRAS', 'lib', 'add_param', 'args_for', 'add_params', 'cmd_train', 'cmd_predict', 'cmd_zeroshot',
@@ -131,23 +132,30 @@ def cmd_train(a):
 
 # %% ../nbs/22_cli.ipynb #2c02c95a
 def _predict_options(p):
-    p.description = ('Classify images with a bundle. INPUTS are files, folders (walked recursively), glob '
+    p.description = ('Classify images and videos with a bundle. INPUTS are files, folders (walked recursively), glob '
                      'patterns or CSV files with a "path" column. Rows are written as they are produced '
                      '(path,label,score,error, plus topN_label/topN_score with --top-k); a file that cannot be read '
                      'gets its reason in the error column and the run goes on. The model runs on ONNX Runtime when '
-                     'the bundle has an ONNX export (imgcls export), else on PyTorch.')
+                     'the bundle has an ONNX export (imgcls export), else on PyTorch. Videos (mp4, webm, mkv, mov, '
+                     'avi; needs imgcls_nb[video]) are sampled --fps times a second and give one row (--video-mode '
+                     'summary), a row per sampled frame (frames: adds a time column) or a row per segment of one '
+                     'label (segments: start and end columns).')
     p.add_argument('bundle', help='bundle folder')
     p.add_argument('inputs', nargs='+', help='image files, folders, glob patterns and/or CSV files of paths')
     add_params(p, predict_files, 'out format top_k backend bs workers decode_threads threads resume tta',
                format=dict(choices=FORMATS), backend=dict(choices=BACKENDS), bs=dict(flag='--batch-size'))
+    add_params(p, predict_media, 'video_mode fps smooth', video_mode=dict(choices=VIDEO_MODES))
 
 def _progress(a) -> bool: return a.out is not None and sys.stderr.isatty()
 
 def cmd_predict(a):
     "Classify image files, folders, globs or CSV lists with a bundle"
-    r = predict_files(**args_for(predict_files, a, clf=a.bundle, top_k=max(1, a.top_k), progress=_progress(a)))
+    kw = args_for(predict_files, a) | args_for(predict_media, a, clf=a.bundle, top_k=max(1, a.top_k))
+    r = predict_media(**kw, progress=_progress(a))
     msg = f"classified {r['classified']:,} images with {r['backend']} at {r['images_per_s']:.0f} images/s"
     msg += f"; {r['unreadable']:,} could not be read (see the error column)" if r['unreadable'] else ''
+    msg += f"; {human_count(r['routed'], 'video')}" if r['routed'] else ''
+    msg += f", {r['routed_errors']:,} with an error row" if r['routed_errors'] else ''
     msg += f"; skipped {r['skipped']:,} already in {a.out}" if r['skipped'] else ''
     print(msg + (f"; wrote {a.out}" if a.out else ''), file=sys.stderr)
 
@@ -284,7 +292,7 @@ def make_parser(only=None, # Names of the commands whose options are built (defa
     return p
 
 # %% ../nbs/22_cli.ipynb #19252c4e
-EXTRAS = {'transformers': 'zeroshot', 'onnxruntime': 'runtime', 'pyarrow': 'parquet'}
+EXTRAS = {'transformers': 'zeroshot', 'onnxruntime': 'runtime', 'pyarrow': 'parquet', 'av': 'video'}
 _TRAIN_EXTRA = ('torch', 'torchvision', 'timm', 'safetensors', 'sklearn', 'scipy', 'matplotlib', 'onnx', 'onnxscript',
                 'ipywidgets')
 

@@ -22,8 +22,9 @@ from .bench import backend_rates
 
 
 # %% auto #0
-__all__ = ['FORMATS', 'iter_inputs', 'load_classifier', 'prediction_row', 'row_fields', 'output_format', 'done_paths',
-           'open_writer', 'default_workers', 'predict_files', 'e2e_rate', 'benchmark_bundle', 'zeroshot_predict']
+__all__ = ['FORMATS', 'NUMERIC_FIELDS', 'iter_inputs', 'load_classifier', 'prediction_row', 'row_fields', 'output_format',
+           'done_paths', 'open_writer', 'default_workers', 'predict_files', 'e2e_rate', 'benchmark_bundle',
+           'zeroshot_predict']
 
 # %% ../nbs/13_predict.ipynb #3012ce66
 def _walk_images(root:Path, exts:set):
@@ -44,9 +45,10 @@ def _csv_paths(f:Path, column:str='path'):
 # %% ../nbs/13_predict.ipynb #4cf4b04e
 def iter_inputs(sources, # Folders, glob patterns, CSV files of paths (a `path` column) or image files
                 csv_column:str='path', # Column holding the paths in CSV inputs
+                exts:set|None=None, # Extensions picked up when walking folders (default `image_extensions()`)
                ):
     "Image paths from `sources`, in order, without repeats"
-    exts, seen = image_extensions(), set()
+    exts, seen = exts or image_extensions(), set()
     for s in ([sources] if isinstance(sources, (str, Path)) else sources):
         p = Path(s)
         if p.is_dir(): it = _walk_images(p, exts)
@@ -228,12 +230,15 @@ class _TextWriter:
         if self.own: self.fh.close()
 
 # %% ../nbs/13_predict.ipynb #58bcac77
+NUMERIC_FIELDS = ('time', 'start', 'end') # Output columns written as numbers (besides the `*score` ones)
+
 class _ParquetWriter:
     "Stream rows into a Parquet file, one row group per batch"
     def __init__(self, out, fields, append=False):
         import pyarrow as pa, pyarrow.parquet as pq
         self.out, self.tmp = Path(out), Path(out).with_name(f'.{Path(out).name}.partial')
-        self.schema = pa.schema([(f, pa.float64() if f.endswith('score') else pa.string()) for f in fields])
+        num = lambda f: f.endswith('score') or f in NUMERIC_FIELDS
+        self.schema = pa.schema([(f, pa.float64() if num(f) else pa.string()) for f in fields])
         self.w = pq.ParquetWriter(self.tmp, self.schema)
         if append and self.out.exists():
             for b in pq.ParquetFile(self.out).iter_batches(): self.w.write_batch(b)
@@ -263,6 +268,22 @@ def default_workers() -> int:
     n = available_cores()
     return 0 if n <= 4 else n - 2
 
+def _divert(paths, routes:dict, held:list):
+    "`paths` without those whose extension has a route; those are appended to `held`"
+    for p in paths:
+        if os.path.splitext(p)[1].lower() in routes: held.append(p)
+        else: yield p
+
+def _routed(clf, routes:dict, held:list, writer, bar) -> int:
+    "Write the rows of each held input through its route; how many of them have an error row"
+    bad = 0
+    for p in held:
+        rows = routes[os.path.splitext(p)[1].lower()](clf, p)
+        writer.write(rows)
+        bad += any(r.get('error') for r in rows)
+        bar.update(1)
+    return bad
+
 # %% ../nbs/13_predict.ipynb #2a4a2280
 def predict_files(clf, # A classifier (`load_classifier`), or a bundle folder
                   inputs, # Folders, globs, CSV files of paths, image files (see `iter_inputs`)
@@ -277,33 +298,36 @@ def predict_files(clf, # A classifier (`load_classifier`), or a bundle folder
                   backend:str='auto', # When `clf` is a folder: 'onnx', 'torch' or 'auto'
                   threads:int|None=None, # When `clf` is a folder: model threads (default: every core)
                   progress:bool=True, # Show a progress bar
+                  routes:dict|None=None, # {'.ext': f(classifier, path) -> rows} for inputs that are not images
+                  fields:list|None=None, # Output columns (default `row_fields(top_k)`); a row may leave some out
                  ) -> dict:
     "Classify every input, streaming rows to `out`; returns counts, time and images/s"
-    workers = default_workers() if workers is None else workers
+    workers, routes, held = default_workers() if workers is None else workers, routes or {}, []
     if isinstance(clf, (str, Path)):
         clf = load_classifier(clf, backend, threads, spinning=not (workers or decode_threads))
     out = sys.stdout if out is None else out
     fmt = output_format('' if hasattr(out, 'write') else out, format)
     done = done_paths(out, fmt) if resume and not hasattr(out, 'write') else set()
-    todo = (p for p in iter_inputs(inputs) if p not in done)
-    n = bad = 0
+    todo = (p for p in iter_inputs(inputs, exts=image_extensions() | set(routes)) if p not in done)
+    n = bad = routed_bad = 0
     t0 = time.perf_counter()
-    writer = open_writer(out, fmt, row_fields(top_k), append=resume)
-    pool, batches = _decoded(_batches(todo, bs), clf.spec, workers, decode_threads, bs)
+    writer = open_writer(out, fmt, fields or row_fields(top_k), append=resume)
+    pool, batches = _decoded(_batches(_divert(todo, routes, held), bs), clf.spec, workers, decode_threads, bs)
     try:
-        with tqdm(unit='img', disable=not progress, desc='predict') as bar:
+        with tqdm(unit='file', disable=not progress, desc='predict') as bar:
             for paths, (x, errs) in batches:
                 writer.write(_rows(clf, paths, x, errs, top_k, tta))
                 n += len(paths)
                 bad += sum(e is not None for e in errs)
                 bar.update(len(paths))
+            routed_bad = _routed(clf, routes, held, writer, bar)
     finally:
         writer.close()
         if pool: pool.shutdown(cancel_futures=True)
     dt = time.perf_counter() - t0
     return dict(classified=n - bad, unreadable=bad, skipped=len(done), seconds=dt, images_per_s=n/dt if dt else 0.0,
                 backend=getattr(clf, 'backend', None), workers=workers, decode_threads=0 if workers else decode_threads,
-                out=None if hasattr(out, 'write') else str(out))
+                out=None if hasattr(out, 'write') else str(out), routed=len(held), routed_errors=routed_bad)
 
 # %% ../nbs/13_predict.ipynb #96e12132
 def e2e_rate(clf, # A classifier, or a bundle folder (loaded as `predict_files` loads it)

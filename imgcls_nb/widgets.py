@@ -18,10 +18,12 @@ from .bundle import Prediction, UNKNOWN, apply_unknown
 from .evaluate import cell_images, class_index, require_single_label
 from .ladder import agrees, comparison
 from .clean import DatasetEditor, data_root, label_issues, _inside
+from .video import is_video, predict_video
 
 # %% auto #0
 __all__ = ['SHADES', 'fit_size', 'thumbnail_png', 'plot_history', 'fig_png', 'TrainingMonitor', 'uploaded_files', 'upload_value',
-           'default_samples', 'PredictDashboard', 'shade_level', 'shade', 'cell_text', 'ConfusionExplorer', 'Cleaner']
+           'default_samples', 'PredictDashboard', 'timeline_html', 'shade_level', 'shade', 'cell_text',
+           'ConfusionExplorer', 'Cleaner']
 
 # %% ../nbs/21_widgets.ipynb #b072dc6d
 def fit_size(img:Image.Image, size:int) -> Image.Image:
@@ -181,11 +183,15 @@ class PredictDashboard(_StatusErrors, W.VBox):
                  samples=None, # Paths for the sample gallery (default: one per class of the sample data; [] for none)
                  top_k:int=3, # Classes listed per model
                  thumb:int=96, # Thumbnail size of the results
+                 fps:float=2.0, # Uploaded videos: frames classified per second of video
+                 frames:int=6, # Uploaded videos: sampled frames shown (up to twice as many), spread over the video
                 ):
         super().__init__()
         self.clf, self.zs, self.top_k, self.thumb = classifier, zero_shot, top_k, thumb
+        self.fps, self.frames = fps, frames
         self.images, self.fine, self.zero, self.cards, self.seconds = [], [], [], [], None
-        self.upload = W.FileUpload(accept='image/*', multiple=True, description='Upload images')
+        self.videos, self.video_cards = [], []
+        self.upload = W.FileUpload(accept='image/*,video/*,.mkv', multiple=True, description='Upload images')
         self.threshold = W.FloatSlider(value=classifier.unknown_threshold or 0.0, min=0, max=1, step=0.01,
                                        readout_format='.2f', description='unknown below',
                                        style={'description_width': 'initial'})
@@ -193,7 +199,7 @@ class PredictDashboard(_StatusErrors, W.VBox):
                              description='zero-shot labels', style={'description_width': 'initial'},
                              layout=W.Layout(width='98%'))
         self.status, self.results = W.HTML(), W.VBox()
-        self.upload.observe(lambda ch: self._safely(self.classify, uploaded_files(ch['new'])), 'value')
+        self.upload.observe(lambda ch: self._safely(self.add_files, uploaded_files(ch['new'])), 'value')
         self.threshold.observe(lambda _: self.render(), 'value')
         self.labels.observe(lambda ch: self.relabel(ch['new']), 'value')
         self.children = [W.HBox([self.upload, self.threshold]), *([self.labels] if zero_shot else []),
@@ -256,6 +262,20 @@ def table(self:PredictDashboard) -> pd.DataFrame:
     "What the dashboard shows, as a `comparison` table"
     return comparison(self.fine, self.zero, self.threshold.value or None, self.clf.task)
 
+# %% ../nbs/21_widgets.ipynb #aff2b4ae
+@patch
+def add_files(self:PredictDashboard, items:list, # (name, path or bytes) pairs, as an upload gives them
+             ):
+    "Show uploaded files in place of the last ones: images with `classify`, videos with `classify_videos`"
+    vids, imgs = [i for i in items if is_video(i[0])], [i for i in items if not is_video(i[0])]
+    self.videos, self.video_cards = [], []
+    if imgs: self.classify(imgs)
+    else: self.images, self.fine, self.zero, self.cards = [], [], [], []
+    if not vids: return
+    said = self.status.value if imgs else ''
+    self.classify_videos(vids)
+    self.status.value = '; '.join(s for s in (said, self.status.value) if s)
+
 # %% ../nbs/21_widgets.ipynb #aedf4543
 @patch
 def relabel(self:PredictDashboard, labels, # Comma-separated labels or a list
@@ -271,6 +291,70 @@ def relabel(self:PredictDashboard, labels, # Comma-separated labels or a list
         self.zero = _named(self.zs.predict(inputs, self.top_k), names)
     self.render()
     self.status.value = f"zero-shot labels: {html.escape(', '.join(self.zs.classes))}"
+
+# %% ../nbs/21_widgets.ipynb #1a68ea4d
+_COLOURS = ('#4c78a8', '#f58518', '#54a24b', '#e45756', '#72b7b2', '#eeca3b', '#b279a2', '#ff9da6', '#9d755d',
+            '#79706e')
+
+def _block(r, scale:float, row:int, colour:str) -> str:
+    "One segment as an absolutely placed, labelled block"
+    lab, tip = html.escape(str(r.label)), f"{html.escape(str(r.label))}: {r.start:.1f}-{r.end:.1f} s ({r.score:.0%})"
+    return (f"<div title='{tip}' style='position:absolute;left:{round(r.start*scale)}px;top:{row*18}px;"
+            f"width:{max(1, round((r.end - r.start)*scale))}px;height:16px;background:{colour};color:#fff;"
+            f"font-size:11px;overflow:hidden;white-space:nowrap'>{lab}</div>")
+
+def timeline_html(segments:pd.DataFrame, # `VideoResult.segments`: start, end, label, score
+                  end:float, # The video's end, seconds
+                  classes:list, # The classifier's classes (colours, and rows for multi-label)
+                  multi:bool=False, # A row per label (multi-label ranges may overlap)
+                  width:int=480, # Pixels for the whole video
+                 ) -> str:
+    "HTML: the segments as coloured blocks on a time line, each labelled and with its times as a tooltip"
+    scale, idx = width/max(end, 1e-9), {c: i for i, c in enumerate(classes)}
+    rows = sorted({idx.get(l, -1) for l in segments.label}) if multi else [None]
+    blocks = ''.join(_block(r, scale, rows.index(idx.get(r.label, -1)) if multi else 0,
+                            _COLOURS[idx[r.label] % len(_COLOURS)] if r.label in idx else '#999')
+                     for r in segments.itertuples())
+    return (f"<div style='position:relative;width:{width}px;height:{18*len(rows)}px;background:#eee'>{blocks}</div>"
+            f"<div style='width:{width}px;font-size:11px;display:flex;justify-content:space-between'>"
+            f"<span>0 s</span><span>{end:.1f} s</span></div>")
+
+# %% ../nbs/21_widgets.ipynb #7270b61a
+def _frame_tile(res, t:float, img, size:int) -> W.Widget:
+    "A sampled frame's thumbnail under its time and label"
+    label = res.frames[int(np.searchsorted(res.times, t))].label
+    return W.VBox([W.Image(value=thumbnail_png(img, size), format='png'),
+                   W.HTML(f"<small>{t:.1f} s: {html.escape(label or '-')}</small>")])
+
+class _VideoCard(W.VBox):
+    "One video: its label, a strip of sampled frames with their labels, and its segments on a timeline"
+    def __init__(self, res, classes:list, multi:bool, thumb:int):
+        end = float(res.segments.end.max()) if len(res.segments) else float(res.duration or 0)
+        err = f"<br><span style='color:#b00'>{html.escape(res.error)}</span>" if res.error else ''
+        s = res.summary
+        head = (f"<b>{html.escape(res.path)}</b>: {html.escape(s.label or '-')}"
+                + (f" ({s.score:.1%})" if s.score is not None else '')
+                + f", {human_count(len(res.frames), 'frame')} classified, {len(res.segments)} segments{err}")
+        self.strip = W.HBox([_frame_tile(res, t, im, thumb) for t, im in res.thumbs],
+                            layout=W.Layout(flex_flow='row wrap'))
+        self.timeline = W.HTML(timeline_html(res.segments, end, classes, multi))
+        super().__init__([W.HTML(head), self.strip, self.timeline],
+                         layout=W.Layout(border='1px solid #ddd', margin='2px', padding='4px'))
+
+# %% ../nbs/21_widgets.ipynb #e6b45531
+@patch
+def classify_videos(self:PredictDashboard, items:list, # (name, path or bytes) pairs of videos
+                   ):
+    "Classify videos and show each as its label, a strip of sampled frames and a timeline of segments"
+    t0 = time.perf_counter()
+    self.videos = [predict_video(self.clf, x, self.fps, top_k=self.top_k, keep=self.frames, name=n) for n, x in items]
+    multi = self.clf.task == 'multi_label'
+    self.video_cards = [_VideoCard(r, self.clf.classes, multi, self.thumb*2//3) for r in self.videos]
+    self.results.children = [*self.cards, *self.video_cards]
+    self.seconds = time.perf_counter() - t0
+    n = sum(len(r.frames) for r in self.videos)
+    took = f"classified in {self.seconds:.2f} s"
+    self.status.value = f"{human_count(len(items), 'video')} ({human_count(n, 'frame')}) {took}"
 
 # %% ../nbs/21_widgets.ipynb #fe1b5c2a
 SHADES = 9 # Colour steps of the confusion grid

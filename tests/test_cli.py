@@ -9,6 +9,7 @@ from imgcls_nb.data import TASKS, from_folder, from_df
 from imgcls_nb.preprocess import AUG_PRESETS
 from imgcls_nb.bundle import BACKENDS
 from imgcls_nb.predict import FORMATS, predict_files, zeroshot_predict, benchmark_bundle
+from imgcls_nb.video import VIDEO_MODES, predict_media
 
 IMGCLS = str(Path(sys.executable).parent/'imgcls')
 
@@ -65,6 +66,26 @@ def test_predict_to_stdout(tiny_bundle, fm):
     lines = r.stdout.splitlines()
     assert r.returncode == 0 and lines[0] == 'path,label,score,error' and len(lines) == 21
 
+def test_predict_videos_among_images(fm, tmp_path, capsys):
+    "Videos in a folder of inputs get rows of their own (in-process: `main` is what the console script runs)"
+    pytest.importorskip('av')
+    from imgcls_nb.train import sample_bundle
+    from imgcls_nb.video import write_video
+    from imgcls_nb.data import load_image
+    imgs = [load_image(p) for c in ('trouser', 'bag') for p in sorted((fm/'valid'/c).iterdir())[:2]]
+    write_video(tmp_path/'in'/'clip.mkv', [im for im in imgs for _ in range(8)], fps=8, size=64)  # 1 s a photo
+    (tmp_path/'in'/'voice.mp4').write_bytes(b'')
+    (tmp_path/'in'/'shirt.png').write_bytes(next((fm/'valid'/'shirt').iterdir()).read_bytes())
+    argv = ['predict', str(sample_bundle()), str(tmp_path/'in'), '--out', str(tmp_path/'s.csv'), '--workers', '0']
+    assert cli.main(argv + ['--video-mode', 'segments', '--fps', '4', '--smooth', '3']) == 0
+    assert '2 videos, 1 with an error row' in capsys.readouterr().err
+    df = pd.read_csv(tmp_path/'s.csv', keep_default_na=False)
+    assert list(df.columns) == ['path', 'start', 'end', 'label', 'score', 'error']
+    clip = df[df.path.str.endswith('clip.mkv')]
+    assert list(clip.label) == ['trouser', 'bag'] and [float(s) for s in clip.start] == [0.0, 2.0], clip
+    assert 'empty file' in df[df.path.str.endswith('voice.mp4')].error.iloc[0]
+    assert df[df.path.str.endswith('shirt.png')].start.iloc[0] == ''
+
 def test_train_multilabel_csv_focal(fm, tmp_path):
     attrs = {'t-shirt': 'upper', 'shirt': 'upper;sleeves', 'pullover': 'upper;sleeves', 'coat': 'upper;sleeves',
              'dress': 'upper;lower', 'trouser': 'lower', 'sandal': 'footwear', 'sneaker': 'footwear',
@@ -94,7 +115,7 @@ def test_train_with_separate_valid_folder(fm, tmp_path):
 # command: (a minimal command line, the library functions its options feed, its options that feed none of them)
 COMMANDS = {
     'train': (['DATA', '--out', 'X'], lambda: [cli.lib('train'), from_folder, from_df], {'out', 'multi_label', 'csv'}),
-    'predict': (['B', 'x.jpg'], lambda: [predict_files], set()),
+    'predict': (['B', 'x.jpg'], lambda: [predict_files, predict_media], set()),
     'zeroshot': (['x.jpg', '--labels', 'a,b'], lambda: [zeroshot_predict], set()),
     'export': (['B'], lambda: [cli.lib('export_bundle')], set()),
     'bench': (['B'], lambda: [benchmark_bundle], set()),
@@ -140,7 +161,8 @@ def test_train_defaults_follow_train():
 def test_choices_are_the_library_constants():
     expected = {('train', 'loss'): cli.lib('LOSSES'), ('train', 'aug'): AUG_PRESETS,
                 ('train', 'schedule'): cli.lib('SCHEDULES'), ('predict', 'format'): FORMATS,
-                ('predict', 'backend'): BACKENDS, ('zeroshot', 'format'): FORMATS, ('zeroshot', 'task'): TASKS}
+                ('predict', 'backend'): BACKENDS, ('predict', 'video_mode'): VIDEO_MODES,
+                ('zeroshot', 'format'): FORMATS, ('zeroshot', 'task'): TASKS}
     found = {(cmd, x.dest): tuple(x.choices) for cmd in COMMANDS for x in _subparser(cmd)._actions if x.choices}
     assert found == {k: tuple(v) for k,v in expected.items()}
 

@@ -183,6 +183,29 @@ def test_one_upload_with_the_default_backbone_at_224(tmp_path, photo):
     print(f"one image, {DEFAULT_ARCH} at 224 px: median {statistics.median(times)*1000:.0f} ms of {[round(t*1000) for t in times]}")
     assert len(dash.cards) == 1 and dash.table().label.iloc[0] in classes and all(t > 0 for t in times)
 
+def test_dashboard_shows_an_uploaded_video_as_frames_and_a_timeline(clf, fm, tmp_path):
+    "A video upload (headless): the label, a strip of sampled frames with their labels, segments on a timeline"
+    pytest.importorskip('av')
+    from imgcls_nb.video import write_video
+    imgs = [Image.open(p) for c in ('bag', 'sneaker') for p in sorted((fm/'valid'/c).glob('*.png'))[:3]]
+    clip = write_video(tmp_path/'clip.webm', [im for im in imgs for _ in range(4)], fps=4, size=32)  # 6 s
+    (tmp_path/'broken.mp4').write_bytes(clip.read_bytes()[:200])
+    dash = WD.PredictDashboard(clf, samples=[], fps=2, frames=3)
+    dash.upload.value = WD.upload_value(clip, tmp_path/'broken.mp4')
+    assert [r.path for r in dash.videos] == ['clip.webm', 'broken.mp4'] and dash.cards == []
+    assert list(dash.results.children) == dash.video_cards
+    res, card = dash.videos[0], dash.video_cards[0]
+    assert len(res.frames) == 12 and 3 <= len(card.strip.children) < 6
+    for tile, (t, _) in zip(card.strip.children, res.thumbs):
+        f = res.frames[list(res.times).index(t)]
+        assert f"{t:.1f} s: {f.label}<" in tile.children[1].value
+    tl = card.timeline.value
+    assert [tl.index(f">{html.escape(l)}</div>") for l in res.segments.label] == sorted(
+        tl.index(f">{html.escape(l)}</div>") for l in res.segments.label)
+    assert f"{res.summary.label} (" in card.children[0].value
+    assert dash.videos[1].error and html.escape(dash.videos[1].error) in dash.video_cards[1].children[0].value
+    assert '2 videos (12 frames) classified' in dash.status.value
+
 # --- confusion explorer -------------------------------------------------------------------------------
 
 def test_cell_images_partition_the_evaluation(res):
