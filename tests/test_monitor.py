@@ -1,4 +1,4 @@
-"Drift monitoring on real images: verdicts, the statistics against scipy, bad input, predictions files, the CLI, the widget"
+"Drift monitoring on real images: verdicts, statistics against scipy, bad input, predictions files, CLI, widget"
 import contextlib, gzip, io, json, shutil
 from pathlib import Path
 import numpy as np, pandas as pd, pytest
@@ -22,9 +22,9 @@ def bundle() -> Path: return sample_bundle()
 
 @pytest.fixture(scope='module')
 def folder(tmp_path_factory) -> Path:
-    "160 Fashion-MNIST test images as PNG files, a truncated PNG and a text file named .jpg"
+    "120 Fashion-MNIST test images as PNG files, a truncated PNG and a text file named .jpg"
     d = tmp_path_factory.mktemp('current')
-    for i,im in enumerate(fm_test(160, 3000)): im.save(d/f'{i:04d}.png')
+    for i,im in enumerate(fm_test(120, 3000)): im.save(d/f'{i:04d}.png')
     (d/'0000.png').with_name('truncated.png').write_bytes((d/'0000.png').read_bytes()[:60])
     (d/'notes.jpg').write_text('not an image')
     return d
@@ -35,7 +35,7 @@ def same(bundle, folder): return M.monitor(bundle, folder, progress=False)
 def test_same_distribution_is_no_drift_and_broken_files_are_listed(same, folder):
     assert same.drift is False, same.summary()
     d = same.to_dict()
-    assert d['n_current'] == 160 and isinstance(d['drift'], bool)
+    assert d['n_current'] == 120 and isinstance(d['drift'], bool)
     assert {u['path'] for u in d['unreadable']} == {str(folder/'truncated.png'), str(folder/'notes.jpg')}
     assert all(u['reason'] for u in d['unreadable'])
     assert all(s['p_value'] > s['threshold'] for s in same.signals.values() if s['decides'])
@@ -52,17 +52,15 @@ def test_statistics_agree_with_scipy(same):
     assert same.signals['classes_chi2']['p_value'] == pytest.approx(chi.pvalue)
     assert same.signals['embedding_mmd']['p_value'] >= 1/1001
 
-@pytest.mark.parametrize('kind', ['noise', 'other'])
-def test_shifted_images_are_drift(bundle, kind):
-    if kind == 'noise': images = [M.corrupt(im, 'noise', 50, seed=i) for i,im in enumerate(fm_test(120, 6000))]
-    else:
-        from sklearn.datasets import load_digits
-        images = [Image.fromarray((a*255/16).astype(np.uint8)).resize((28, 28)) for a in load_digits().images[:120]]
-    rep = M.monitor(bundle, images, progress=False)
+def test_noisy_images_are_drift(bundle):
+    "Blur and another distribution are in the chapter; here Gaussian noise (std 50 of 255) on other test images"
+    noisy = [M.corrupt(im, 'noise', 50, seed=i) for i,im in enumerate(fm_test(80, 6000))]
+    rep = M.monitor(bundle, noisy, progress=False)
     assert rep.drift is True, rep.summary()
     assert rep.signals['embedding_mmd']['verdict'] == 'drift'
 
-def test_bundle_without_profile_says_how_to_record_one(bundle, tmp_path, fm):
+def test_bundle_without_profile_says_how_to_record_one(tmp_path, fm):
+    "(`imgcls evaluate --record` recording one is tested in the cli chapter, `record_reference` in calibrate)"
     b = sample_bundle(tmp_path/'b')
     (b/REFERENCE).unlink()
     cfg = json.loads((b/CONFIG).read_text())
@@ -71,32 +69,34 @@ def test_bundle_without_profile_says_how_to_record_one(bundle, tmp_path, fm):
     with pytest.raises(BundleError, match=r'no drift reference profile.*imgcls evaluate .* --record'):
         M.monitor(b, fm/'valid'/'bag', progress=False)
     with contextlib.redirect_stderr(io.StringIO()) as err: assert cli.main(['monitor', str(b), str(fm/'valid')]) == 1
-    assert 'imgcls evaluate' in err.getvalue()
-    with contextlib.redirect_stdout(io.StringIO()): assert cli.main(['evaluate', str(b), str(fm), '--record']) == 0
-    assert read_config(b)['reference']['n'] == 200
-    assert M.monitor(b, fm/'valid'/'bag', progress=False, n_perm=100).signals['classes_chi2']['verdict'] == 'drift'
+    assert 'imgcls evaluate' in err.getvalue() and 'Traceback' not in err.getvalue()
 
 def test_predictions_file_runs_the_signals_it_can(bundle, folder, same, tmp_path):
-    predict_files(bundle, folder, tmp_path/'plain.csv', workers=0, progress=False)
-    plain = M.monitor(bundle, tmp_path/'plain.csv')
-    assert set(plain.skipped) == {'entropy_ks', 'entropy_psi', 'embedding_mmd'}
-    assert 'imgcls predict --embeddings' in plain.skipped['entropy_ks']
-    assert len(plain.current.errors) == 2 and plain.drift is False
     predict_files(bundle, folder, tmp_path/'full.parquet', workers=0, progress=False, embeddings=True)
     full = M.monitor(bundle, tmp_path/'full.parquet')
     assert full.skipped == {}
     for k in ('confidence_ks', 'entropy_ks', 'classes_chi2', 'embedding_mmd'):  # the same numbers as from the images
         assert full.signals[k]['statistic'] == pytest.approx(same.signals[k]['statistic'], rel=1e-3, abs=1e-6), k
+    plain_rows = pd.read_parquet(tmp_path/'full.parquet').drop(columns=['probs', 'embedding'])
+    plain_rows.to_csv(tmp_path/'plain.csv', index=False)
+    plain = M.monitor(bundle, tmp_path/'plain.csv')  # what `imgcls predict` writes without --embeddings
+    assert set(plain.skipped) == {'entropy_ks', 'entropy_psi', 'embedding_mmd'}
+    assert 'imgcls predict --embeddings' in plain.skipped['entropy_ks']
+    assert len(plain.current.errors) == 2 and plain.drift is False
+    assert plain.signals['classes_chi2']['statistic'] == pytest.approx(same.signals['classes_chi2']['statistic'])
 
-def test_cli_json_report_and_a_diverse_sample(bundle, folder, tmp_path):
-    d = Path(shutil.copytree(folder, tmp_path/'dups'))
-    worst = d/Path(M.least_certain(M.monitor(bundle, folder, progress=False, n_perm=100), 1).path[0]).name
+def test_cli_json_report_and_a_diverse_sample(bundle, folder, same, tmp_path):
+    d = tmp_path/'dups'
+    d.mkdir()
+    for p in sorted(folder.glob('00[0-3]*.png')) + [folder/'truncated.png']: shutil.copy(p, d)  # 40 images
+    first = [i for i,p in enumerate(same.current.paths) if Path(p).name < '0040']
+    worst = d/Path(same.current.paths[max(first, key=lambda i: same.current.entropy[i])]).name
     for i in range(6): shutil.copy(worst, d/f'copy{i}.png')
     argv = ['monitor', str(bundle), str(d), '--json', '--report', str(tmp_path/'r.html'),
             '--sample-out', str(tmp_path/'s.csv'), '--sample', '8', '--n-perm', '200']
     with contextlib.redirect_stdout(io.StringIO()) as out: assert cli.main(argv) == 0
     r = json.loads(out.getvalue())
-    assert r['drift'] in (True, False) and 'embedding_mmd' in r['signals'] and r['n_current'] == 166
+    assert r['drift'] in (True, False) and 'embedding_mmd' in r['signals'] and r['n_current'] == 46
     s = pd.read_csv(tmp_path/'s.csv')
     assert len(s) == 8 and s.entropy.is_monotonic_decreasing
     assert sum(Path(p).name.startswith('copy') or Path(p) == worst for p in s.path) == 1  # near-copies: one
