@@ -107,7 +107,7 @@ def test_drift_monitor_widget(bundle, fm):
     from imgcls_nb.widgets import DriftMonitor
     dm = DriftMonitor(bundle, str(fm/'valid'/'sandal'), n_perm=100)
     dm.check_button.click()
-    assert dm.report.drift and 'DRIFT' in dm.verdict.value and dm.plot.value[:4] == b'\x89PNG'
+    assert dm.report.drift and 'DRIFT' in dm.verdict.value and bytes(dm.plot.value[:4]) == b'\x89PNG'
     dm.folder.value = str(fm/'nope')
     dm.check_button.click()
     assert 'no such file or folder' in dm.status.value
