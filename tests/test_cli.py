@@ -137,7 +137,8 @@ def test_train_defaults_follow_train():
 def test_choices_are_the_library_constants():
     expected = {('train', 'loss'): cli.lib('LOSSES'), ('train', 'aug'): AUG_PRESETS,
                 ('train', 'schedule'): cli.lib('SCHEDULES'), ('predict', 'format'): FORMATS,
-                ('predict', 'backend'): BACKENDS, ('zeroshot', 'format'): FORMATS, ('zeroshot', 'task'): TASKS}
+                ('predict', 'backend'): BACKENDS, ('zeroshot', 'format'): FORMATS, ('zeroshot', 'task'): TASKS,
+                ('monitor', 'backend'): BACKENDS}
     found = {(cmd, x.dest): tuple(x.choices) for cmd in COMMANDS for x in _subparser(cmd)._actions if x.choices}
     assert found == {k: tuple(v) for k,v in expected.items()}
 
