@@ -20,10 +20,10 @@ from .preprocess import PreprocessSpec
 
 # %% auto #0
 __all__ = ['BUNDLE_FORMAT', 'UNKNOWN', 'CONFIG', 'WEIGHTS', 'CARD', 'META_KEYS', 'ONNX_FILE', 'INT8_FILE', 'REGISTRY', 'EXTRA_OF',
-           'BACKENDS', 'library_versions', 'dataset_summary', 'make_config', 'model_card', 'read_config',
+           'BACKENDS', 'REFERENCE', 'library_versions', 'dataset_summary', 'make_config', 'model_card', 'read_config',
            'update_config', 'onnx_metadata', 'set_metadata', 'decode_metadata', 'has_onnx', 'model_bytes', 'write_onnx',
            'onnx_record', 'refresh_metadata', 'Prediction', 'decode_input', 'BaseClassifier', 'apply_unknown',
-           'resolve', 'load_bundle']
+           'resolve', 'load_bundle', 'probabilities', 'confidence_entropy', 'write_reference', 'read_reference']
 
 # %% ../nbs/03_bundle.ipynb #9a04430d
 BUNDLE_FORMAT = 1
@@ -358,3 +358,108 @@ def load_bundle(path, # Bundle folder
     read_config(path)
     return resolve('backend', backend).from_bundle(path, **kwargs)
 
+
+# %% ../nbs/03_bundle.ipynb #f4824680
+import io
+
+REFERENCE = 'reference.npz' # The drift reference profile inside a bundle
+
+@patch
+def features_arrays(self:BaseClassifier, x:np.ndarray, # Preprocessed batch (N, 3, H, W)
+                   ) -> tuple:
+    "Raw logits (N, n_classes) and penultimate-layer embeddings (N, d) of a batch, where the backend can give them"
+    raise ImgclsError(f"the {self.backend} backend cannot return embeddings; use backend='torch'")
+
+@patch
+def predict_features(self:BaseClassifier, inputs:list, # Paths, PIL images or bytes
+                     bs:int=32, # Batch size
+                    ) -> tuple:
+    "Logits and embeddings (NaN rows for inputs that cannot be decoded) and each input's error (None when fine)"
+    logits, embs, errors = [], [], []
+    for s in range(0, len(inputs), bs):
+        dec = [decode_input(x, _name(x, s + i), self.spec) for i,x in enumerate(inputs[s:s + bs])]
+        ok = [a for a,_ in dec if a is not None]
+        z, e = self.features_arrays(np.stack(ok)) if ok else (None, None)
+        rows = iter(range(len(ok)))
+        for a,err in dec:
+            r = None if a is None else next(rows)
+            logits.append(None if r is None else z[r])
+            embs.append(None if r is None else e[r])
+            errors.append(err)
+    return _fill(logits, len(self.classes)), _fill(embs), errors
+
+def _fill(rows:list, d:int|None=None) -> np.ndarray:
+    "Stack rows of equal length, NaN rows where a row is None"
+    d = next((len(r) for r in rows if r is not None), d or 0)
+    out = np.full((len(rows), d), np.nan, np.float32)
+    for i,r in enumerate(rows):
+        if r is not None: out[i] = r
+    return out
+
+# %% ../nbs/03_bundle.ipynb #724ef522
+def probabilities(logits:np.ndarray, # (n, n_classes) raw logits
+                  task:str='single_label', temperature:float=1.0) -> np.ndarray:
+    "Probabilities as a classifier of `task` with `temperature` computes them from raw logits"
+    z = np.asarray(logits, np.float64)/temperature
+    return _sigmoid(z) if task == 'multi_label' else _softmax(z)
+
+def confidence_entropy(probs:np.ndarray, # (n, n_classes) probabilities
+                       task:str='single_label') -> tuple:
+    "Each row's top probability and the entropy of its prediction (nats)"
+    p = np.clip(np.asarray(probs, np.float64), 1e-12, 1)
+    if task == 'multi_label':
+        q = np.clip(1 - p, 1e-12, 1)
+        return p.max(1), -(p*np.log(p) + q*np.log(q)).mean(1)
+    return p.max(1), -(p*np.log(p)).sum(1)
+
+# %% ../nbs/03_bundle.ipynb #d091da45
+def _reference_summary(cfg:dict, logits:np.ndarray, n_emb:int, dim:int, data, sha:str) -> dict:
+    "The config.json summary of a reference profile"
+    probs = probabilities(logits, cfg['task'], float(cfg.get('temperature') or 1.0))
+    conf, ent = confidence_entropy(probs, cfg['task'])
+    share = np.bincount(probs.argmax(1), minlength=len(cfg['classes']))/max(len(probs), 1)
+    return dict(file=REFERENCE, sha256=sha, data=data, date=time.strftime('%Y-%m-%d'), n=len(logits),
+                n_embeddings=n_emb, embedding_dim=dim, mean_confidence=round(float(conf.mean()), 4),
+                mean_entropy=round(float(ent.mean()), 4),
+                predicted_share={c: round(float(s), 4) for c,s in zip(cfg['classes'], share)})
+
+def write_reference(path, # Bundle folder
+                    logits:np.ndarray, # (n, n_classes) raw logits of held-out images (NaN rows are dropped)
+                    embeddings:np.ndarray|None=None, # (n, d) their penultimate-layer embeddings
+                    data:str|None=None, # What the images were (for the summary)
+                    max_embeddings:int=1000, # Embeddings kept, a random sample
+                    seed:int=0,
+                   ) -> dict:
+    "Store a drift reference profile in a bundle: `reference.npz` and a summary in config.json, atomically"
+    cfg, logits = read_config(path), np.asarray(logits, np.float32)
+    ok = np.isfinite(logits).all(1)
+    if not ok.any(): raise DataError(f"{data or 'reference images'}: no readable image to profile")
+    arrays = dict(logits=logits[ok])
+    if embeddings is not None:
+        e = np.asarray(embeddings)[ok]
+        keep = np.sort(np.random.default_rng(seed).permutation(len(e))[:max_embeddings])
+        arrays['embeddings'] = e[keep].astype(np.float16)
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays)
+    atomic_write_bytes(Path(path)/REFERENCE, buf.getvalue())
+    emb = arrays.get('embeddings', np.zeros((0, 0)))
+    summary = _reference_summary(cfg, arrays['logits'], len(emb), emb.shape[1], data, _sha256(buf.getvalue()))
+    update_config(path, reference=summary)
+    return summary
+
+# %% ../nbs/03_bundle.ipynb #0c8b6f94
+def read_reference(path, # Bundle folder
+                  ) -> dict:
+    "A bundle's reference profile: `logits`, `embeddings` (None when not stored) and the config `summary`"
+    cfg = read_config(path)
+    f = Path(path)/REFERENCE
+    how = (f"record one with `imgcls evaluate {path} HELD_OUT_FOLDER --record` (labelled images the model did not "
+           "train on), or retrain: `imgcls train` records one from its validation images")
+    if not cfg.get('reference'): raise BundleError(f"{path}: this bundle has no drift reference profile; {how}")
+    if not f.is_file(): raise BundleError(f"{f}: missing although config.json lists it; {how}")
+    blob = f.read_bytes()
+    if _sha256(blob) != cfg['reference'].get('sha256'):
+        raise BundleError(f"{f}: does not match the sha256 in config.json (replaced or interrupted); {how}")
+    with np.load(io.BytesIO(blob)) as z:
+        emb = z['embeddings'].astype(np.float32) if 'embeddings' in z.files else None
+        return dict(logits=z['logits'], embeddings=emb, summary=cfg['reference'])

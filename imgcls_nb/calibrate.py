@@ -16,7 +16,7 @@ from .evaluate import (evaluate, summary_metrics, fit_temperature, apply_tempera
 
 
 # %% auto #0
-__all__ = ['fit_calibration', 'tune_thresholds', 'set_unknown_threshold', 'weak_classes', 'record_evaluation']
+__all__ = ['fit_calibration', 'tune_thresholds', 'set_unknown_threshold', 'record_reference', 'weak_classes', 'record_evaluation']
 
 # %% ../nbs/10_calibrate.ipynb #ebfac9c0
 def fit_calibration(path, data, class_map:dict|None=None) -> dict:
@@ -74,6 +74,20 @@ def set_unknown_threshold(path, data, coverage:float|None=None, precision:float|
     update_config(path, unknown_threshold=t, unknown_rejection=rejection)
     return t
 
+# %% ../nbs/10_calibrate.ipynb #06f7f543
+from .data import DataSource
+from .bundle import write_reference, read_reference
+
+def record_reference(path, # Bundle folder
+                     images, # Held-out images: a `DataSource` (its validation images, else all) or a list of paths
+                     data_name:str|None=None, # What the images are (kept in the config summary)
+                     bs:int=64, # Batch size
+                    ) -> dict:
+    "Profile a bundle on held-out images and store it as its drift reference (`reference.npz` + config summary)"
+    if isinstance(images, DataSource): images = (images.valid if len(images.valid) else images.items).path
+    logits, emb, _ = load_bundle(path).predict_features([str(p) for p in images], bs)
+    return write_reference(path, logits, emb, data_name)
+
 # %% ../nbs/10_calibrate.ipynb #afc962fc
 def weak_classes(res, k:int=3) -> list:
     "The `k` classes with the lowest F1 (below the macro F1), with their most frequent confusion"
@@ -84,10 +98,13 @@ def weak_classes(res, k:int=3) -> list:
                  **(dict(confused_with=confused[c][0], count=int(confused[c][1])) if c in confused else {}))
             for c in worst]
 
-def record_evaluation(path, res, data_name:str|None=None) -> dict:
-    "Write an `EvalResult`'s numbers into the bundle at `path` (config and model card)"
+def record_evaluation(path, res, data_name:str|None=None,
+                      reference:bool=True, # Also store the drift reference of its images
+                     ) -> dict:
+    "Write an `EvalResult`'s numbers into the bundle at `path` (config and model card), and its drift reference"
     ev = dict(data=data_name, date=time.strftime('%Y-%m-%d'), n=int(res.metrics['n']), tta=bool(res.metrics.get('tta')),
               summary={k:v for k,v in summary_metrics(res).items() if k not in ('n', 'tta')},
               per_class=res.metrics['per_class'], weak_classes=weak_classes(res))
     update_config(path, evaluation=ev)
+    if reference and res.paths: record_reference(path, res.paths, data_name)
     return ev

@@ -20,7 +20,8 @@ from .video import VIDEO_MODES, predict_media
 
 # %% auto #0
 __all__ = ['LAZY', 'COMMANDS', 'EXTRAS', 'lib', 'add_param', 'args_for', 'add_params', 'cmd_train', 'cmd_predict', 'cmd_zeroshot',
-           'cmd_export', 'cmd_bench', 'cmd_evaluate', 'run_demo', 'cmd_demo', 'make_parser', 'missing_extra', 'main']
+           'cmd_export', 'cmd_bench', 'cmd_evaluate', 'run_demo', 'cmd_demo', 'make_parser', 'missing_extra', 'main',
+           'cmd_monitor']
 
 # %% ../nbs/22_cli.ipynb #64d86867
 LAZY = {
@@ -142,7 +143,7 @@ def _predict_options(p):
                      'label (segments: start and end columns).')
     p.add_argument('bundle', help='bundle folder')
     p.add_argument('inputs', nargs='+', help='image files, folders, glob patterns and/or CSV files of paths')
-    add_params(p, predict_files, 'out format top_k backend bs workers decode_threads threads resume tta',
+    add_params(p, predict_files, 'out format top_k backend bs workers decode_threads threads resume tta embeddings',
                format=dict(choices=FORMATS), backend=dict(choices=BACKENDS), bs=dict(flag='--batch-size'))
     add_params(p, predict_media, 'video_mode fps smooth', video_mode=dict(choices=VIDEO_MODES))
 
@@ -224,7 +225,7 @@ def _evaluate_options(p):
     p.add_argument('--json', action='store_true', help='print the metrics as JSON')
     p.add_argument('--report', help='HTML report file to write')
     add_param(p, lib('evaluate'), 'tta')
-    p.add_argument('--record', action='store_true', help="store the numbers in the bundle's config and model card")
+    p.add_argument('--record', action='store_true', help="store the numbers and a drift reference in the bundle")
 
 def _metrics_line(m:dict) -> str:
     return ', '.join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k,v in m.items())
@@ -321,3 +322,32 @@ def main(argv=None) -> int:
         print(f"imgcls {cmd}: interrupted", file=sys.stderr)
         return 130
     return 0
+
+# %% ../nbs/22_cli.ipynb #d353064a
+LAZY.update({'monitor': 'imgcls_nb.monitor:monitor', 'least_certain': 'imgcls_nb.monitor:least_certain',
+             'drift_report_html': 'imgcls_nb.monitor:report_html'})
+
+def _monitor_options(p):
+    p.description = ("Check images for drift against the bundle's reference profile (recorded by `imgcls train` from "
+                     "its validation images, or by `imgcls evaluate --record`). INPUTS are image files, folders, "
+                     "globs or CSV lists, or one predictions file of `imgcls predict` (with --embeddings for all "
+                     "signals). The verdict is drift when any test's p-value is under alpha / (number of tests).")
+    p.add_argument('bundle', help='bundle folder with a reference profile')
+    p.add_argument('inputs', nargs='+', help='image files, folders, glob patterns, CSV lists, or one predictions file')
+    p.add_argument('--json', action='store_true', help='print the report as JSON (top-level `drift` and `signals`)')
+    p.add_argument('--report', help='HTML report file to write')
+    p.add_argument('--sample-out', help='CSV file listing the least certain images, to label next')
+    add_param(p, lib('least_certain'), 'n', flag='--sample', help='images in --sample-out')
+    add_params(p, lib('monitor'), 'alpha backend bs n_perm seed', backend=dict(choices=BACKENDS),
+               bs=dict(flag='--batch-size'))
+
+def cmd_monitor(a):
+    "Check images (or a predictions file) for drift against the bundle's reference profile"
+    monitor = lib('monitor')
+    rep = monitor(**args_for(monitor, a, current=a.inputs, progress=sys.stderr.isatty()))
+    sample = lib('least_certain')(rep, a.n) if a.sample_out or a.report else None
+    if a.sample_out: atomic_write_text(a.sample_out, sample.to_csv(index=False))
+    if a.report: atomic_write_text(a.report, lib('drift_report_html')(rep, f"{Path(a.bundle).name}: drift", sample))
+    print(json.dumps(rep.to_dict(), indent=2) if a.json else rep.summary())
+
+COMMANDS['monitor'] = (_monitor_options, cmd_monitor)

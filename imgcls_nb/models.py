@@ -21,7 +21,7 @@ from .bundle import BUNDLE_FORMAT, CONFIG, WEIGHTS, CARD, BaseClassifier, model_
 __all__ = ['DEFAULT_ARCH', 'WEIGHT_PACKAGES', 'remap_in_order', 'load_weights_file', 'package_weights_file', 'load_pretrained',
            'create_model', 'imagenet_labels', 'MultiScaleClassifier', 'create_multiscale', 'head_params',
            'param_groups', 'freeze', 'unfreeze', 'n_params', 'timm_model', 'multiscale_model', 'build_model',
-           'load_weights', 'save_bundle', 'Classifier', 'ClipProbe', 'clip_probe']
+           'load_weights', 'save_bundle', 'Classifier', 'ClipProbe', 'clip_probe', 'classifier_layer']
 
 # %% ../nbs/04_models.ipynb #de6cc1dd
 DEFAULT_ARCH = 'tf_efficientnet_lite0'
@@ -290,3 +290,21 @@ class ClipProbe(nn.Module):
 def clip_probe(cfg:dict) -> nn.Module:
     "A `ClipProbe` (head kind `clip`)"
     return ClipProbe(cfg['head']['vision_config'], len(cfg['classes']))
+
+# %% ../nbs/04_models.ipynb #b02666d6
+def classifier_layer(model:nn.Module) -> nn.Module:
+    "The final linear layer of a bundle model, whose input is the penultimate-layer embedding"
+    return model.get_classifier() if hasattr(model, 'get_classifier') else model.fc
+
+@patch
+def features_arrays(self:Classifier, x:np.ndarray, # Preprocessed batch (N, 3, H, W)
+                   ) -> tuple:
+    "Raw logits (N, n_classes) and penultimate-layer embeddings (N, d) of a batch, from one forward pass"
+    seen = []
+    hook = classifier_layer(self.model).register_forward_pre_hook(lambda m, a: seen.append(a[0].flatten(1)))
+    try:
+        with torch.inference_mode():
+            xb = torch.from_numpy(np.ascontiguousarray(x)).to(self.device).contiguous(memory_format=self.fmt)
+            z = self.model(xb)
+    finally: hook.remove()
+    return z.float().cpu().numpy(), seen[-1].float().cpu().numpy()

@@ -22,9 +22,9 @@ from .bench import backend_rates
 
 
 # %% auto #0
-__all__ = ['FORMATS', 'NUMERIC_FIELDS', 'iter_inputs', 'load_classifier', 'prediction_row', 'row_fields', 'output_format',
-           'done_paths', 'open_writer', 'default_workers', 'predict_files', 'e2e_rate', 'benchmark_bundle',
-           'zeroshot_predict']
+__all__ = ['FORMATS', 'NUMERIC_FIELDS', 'LIST_FIELDS', 'iter_inputs', 'load_classifier', 'prediction_row', 'row_fields',
+           'output_format', 'done_paths', 'open_writer', 'default_workers', 'check_embedding_output', 'predict_files',
+           'e2e_rate', 'benchmark_bundle', 'zeroshot_predict']
 
 # %% ../nbs/13_predict.ipynb #3012ce66
 def _walk_images(root:Path, exts:set):
@@ -231,14 +231,18 @@ class _TextWriter:
 
 # %% ../nbs/13_predict.ipynb #58bcac77
 NUMERIC_FIELDS = ('time', 'start', 'end') # Output columns written as numbers (besides the `*score` ones)
+LIST_FIELDS = ('probs', 'embedding') # Columns holding numbers per class or per feature (`embeddings=True`)
+
+def _arrow_type(pa, field:str):
+    if field in LIST_FIELDS: return pa.list_(pa.float32())
+    return pa.float64() if field.endswith('score') or field in NUMERIC_FIELDS else pa.string()
 
 class _ParquetWriter:
     "Stream rows into a Parquet file, one row group per batch"
     def __init__(self, out, fields, append=False):
         import pyarrow as pa, pyarrow.parquet as pq
         self.out, self.tmp = Path(out), Path(out).with_name(f'.{Path(out).name}.partial')
-        num = lambda f: f.endswith('score') or f in NUMERIC_FIELDS
-        self.schema = pa.schema([(f, pa.float64() if num(f) else pa.string()) for f in fields])
+        self.schema = pa.schema([(f, _arrow_type(pa, f)) for f in fields])
         self.w = pq.ParquetWriter(self.tmp, self.schema)
         if append and self.out.exists():
             for b in pq.ParquetFile(self.out).iter_batches(): self.w.write_batch(b)
@@ -284,6 +288,27 @@ def _routed(clf, routes:dict, held:list, writer, bar) -> int:
         bar.update(1)
     return bad
 
+# %% ../nbs/13_predict.ipynb #23de007f
+from .bundle import probabilities
+
+def check_embedding_output(fmt:str, tta:bool):
+    "Refuse what `embeddings=True` cannot write"
+    if fmt == 'csv': raise ImgclsError("--embeddings needs a .parquet or .jsonl output: a CSV cell holds no list")
+    if tta: raise ImgclsError("--embeddings gives one image's embedding: leave out --tta")
+
+def _feature_rows(clf, paths, x, errs, top_k, tta):
+    "Output rows for one decoded batch, with every class's probability and the embedding"
+    z, e = clf.features_arrays(x) if x is not None else (None, None)
+    probs = iter(probabilities(z, clf.task, clf.temperature)) if z is not None else iter(())
+    embs, rows = iter(e if e is not None else ()), []
+    for p,err in zip(paths, errs):
+        if err: rows.append(dict(prediction_row(Prediction(p, error=err), top_k), probs=None, embedding=None))
+        else:
+            pr = next(probs)
+            rows.append(dict(prediction_row(clf._prediction(p, pr, top_k), top_k),
+                             probs=pr.astype(float).tolist(), embedding=next(embs).astype(float).tolist()))
+    return rows
+
 # %% ../nbs/13_predict.ipynb #2a4a2280
 def predict_files(clf, # A classifier (`load_classifier`), or a bundle folder
                   inputs, # Folders, globs, CSV files of paths, image files (see `iter_inputs`)
@@ -300,6 +325,7 @@ def predict_files(clf, # A classifier (`load_classifier`), or a bundle folder
                   progress:bool=True, # Show a progress bar
                   routes:dict|None=None, # {'.ext': f(classifier, path) -> rows} for inputs that are not images
                   fields:list|None=None, # Output columns (default `row_fields(top_k)`); a row may leave some out
+                  embeddings:bool=False, # Also write every class's probability and the embedding (Parquet, JSONL)
                  ) -> dict:
     "Classify every input, streaming rows to `out`; returns counts, time and images/s"
     workers, routes, held = default_workers() if workers is None else workers, routes or {}, []
@@ -311,12 +337,13 @@ def predict_files(clf, # A classifier (`load_classifier`), or a bundle folder
     todo = (p for p in iter_inputs(inputs, exts=image_extensions() | set(routes)) if p not in done)
     n = bad = routed_bad = 0
     t0 = time.perf_counter()
-    writer = open_writer(out, fmt, fields or row_fields(top_k), append=resume)
+    if embeddings: check_embedding_output(fmt, tta)
+    writer = open_writer(out, fmt, (fields or row_fields(top_k)) + list(LIST_FIELDS)*embeddings, append=resume)
     pool, batches = _decoded(_batches(_divert(todo, routes, held), bs), clf.spec, workers, decode_threads, bs)
     try:
         with tqdm(unit='file', disable=not progress, desc='predict') as bar:
             for paths, (x, errs) in batches:
-                writer.write(_rows(clf, paths, x, errs, top_k, tta))
+                writer.write((_feature_rows if embeddings else _rows)(clf, paths, x, errs, top_k, tta))
                 n += len(paths)
                 bad += sum(e is not None for e in errs)
                 bar.update(len(paths))

@@ -14,7 +14,7 @@ from .bundle import BaseClassifier, onnx_record, model_bytes, decode_metadata
 
 
 # %% auto #0
-__all__ = ['ort_session', 'OnnxClassifier']
+__all__ = ['EMBEDDING_OUTPUT', 'ort_session', 'OnnxClassifier']
 
 # %% ../nbs/05_runtime.ipynb #dfdc9f8a
 def ort_session(model, # Path of an .onnx file, or its bytes
@@ -70,3 +70,17 @@ def from_onnx(cls:OnnxClassifier, file, # An ONNX file written by `export_onnx`
     if 'preprocess' not in cfg:
         raise BundleError(f"{file}: no imgcls_nb metadata in this ONNX file; export it with `imgcls export`")
     return cls(sess, cfg, Path(file).parent)
+
+# %% ../nbs/05_runtime.ipynb #972b953c
+EMBEDDING_OUTPUT = 'embedding' # Name of the optional ONNX output holding the penultimate-layer embeddings
+
+@patch
+def features_arrays(self:OnnxClassifier, x:np.ndarray, # Preprocessed batch (N, 3, H, W)
+                   ) -> tuple:
+    "Raw logits and penultimate-layer embeddings of a batch, when the ONNX graph has an `embedding` output"
+    names = [o.name for o in self.session.get_outputs()]
+    if EMBEDDING_OUTPUT not in names:
+        raise ImgclsError(f"{self.path}: this ONNX model has no '{EMBEDDING_OUTPUT}' output, so it cannot return "
+                          "embeddings; use backend='torch'")
+    z, e = self.session.run([names[0], EMBEDDING_OUTPUT], {self.input_name: np.ascontiguousarray(x, np.float32)})
+    return z, e

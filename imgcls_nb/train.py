@@ -29,7 +29,7 @@ from .models import save_bundle
 # %% auto #0
 __all__ = ['SCHEDULES', 'ImageDataset', 'collate_skip_bad', 'balanced_sampler', 'DataLoaders', 'make_dataloaders', 'activation',
            'get_preds', 'quick_metrics', 'Trainer', 'discriminative_lrs', 'fine_tune', 'LRFind', 'lr_find', 'auto_size',
-           'TrainResult', 'as_source', 'train', 'save_result', 'sample_bundle']
+           'TrainResult', 'as_source', 'train', 'record_valid_reference', 'save_result', 'sample_bundle']
 
 # %% ../nbs/08_train.ipynb #e3b3fda8
 class ImageDataset(Dataset):
@@ -485,6 +485,21 @@ def _mixer(mixup, src, label_smoothing):
     if src.task == 'multi_label': raise ValueError("mixup is for single-label data")
     return batch_mixer(src.n_classes, mixup, label_smoothing=label_smoothing)
 
+# %% ../nbs/08_train.ipynb #c94cb55c
+from .models import Classifier
+from .bundle import write_reference
+
+def record_valid_reference(result:TrainResult, # What `train` returned
+                           path, # The bundle folder it was saved to
+                           bs:int=64,
+                          ) -> dict|None:
+    "Store the drift reference profile of a saved bundle from its validation images (None when it has none)"
+    paths = list(result.source.valid.path)
+    if not paths: return None
+    clf = Classifier(result.model, read_config(path), Path(path))
+    logits, emb, _ = clf.predict_features(paths, bs)
+    return write_reference(path, logits, emb, f"validation split of {result.source.root}")
+
 # %% ../nbs/08_train.ipynb #af14fcd9
 def save_result(result:TrainResult, # What `train` (or `ladder.fit_probe`) returned
                 path, # Bundle folder to write
@@ -494,7 +509,9 @@ def save_result(result:TrainResult, # What `train` (or `ladder.fit_probe`) retur
     head = getattr(result.model, 'head_config', None)
     cfg = make_config(result.arch, result.classes, result.task, result.spec, training=training,
                       dataset=dataset_summary(result.source), metrics=result.metrics, head=head)
-    return save_bundle(path, result.model, cfg)
+    save_bundle(path, result.model, cfg)
+    record_valid_reference(result, path)
+    return Path(path)
 
 # %% ../nbs/08_train.ipynb #eae0d0e4
 @contextlib.contextmanager

@@ -23,7 +23,7 @@ from .video import is_video, predict_video
 # %% auto #0
 __all__ = ['SHADES', 'fit_size', 'thumbnail_png', 'plot_history', 'fig_png', 'TrainingMonitor', 'uploaded_files', 'upload_value',
            'default_samples', 'PredictDashboard', 'timeline_html', 'shade_level', 'shade', 'cell_text',
-           'ConfusionExplorer', 'Cleaner']
+           'ConfusionExplorer', 'Cleaner', 'DriftMonitor']
 
 # %% ../nbs/21_widgets.ipynb #b072dc6d
 def fit_size(img:Image.Image, size:int) -> Image.Image:
@@ -606,3 +606,42 @@ def refresh_report(self:Cleaner):
     counts = self.report.class_counts.T.to_html()
     self.report_html.value = (f"<pre style='font-size:11px'>{html.escape(self.report.summary())}</pre>"
                               f"<div style='overflow:auto;font-size:11px'>{counts}</div>")
+
+# %% ../nbs/21_widgets.ipynb #599786d4
+from .monitor import monitor, plot_drift
+
+def _signals_html(rep) -> str:
+    "The verdict, one row per signal, and the skipped signals, as HTML"
+    colour = '#c62828' if rep.drift else '#2e7d32'
+    p = lambda s: '' if s['p_value'] is None else f"p={s['p_value']:.3g}"
+    rows = ''.join(f"<tr><td>{html.escape(k)}</td><td>{html.escape(s['verdict'])}</td><td>{p(s)}</td>"
+                   f"<td>{s['statistic']:.4g}</td></tr>" for k,s in rep.signals.items())
+    skipped = ''.join(f"<li>{html.escape(k)}: {html.escape(v)}</li>" for k,v in rep.skipped.items())
+    return (f"<b style='color:{colour}'>{'DRIFT' if rep.drift else 'no drift'}</b>: {len(rep.current):,} images "
+            f"against {len(rep.reference):,}<table style='font-size:12px'>{rows}</table>"
+            + (f"skipped:<ul>{skipped}</ul>" if skipped else '') + f"<small>{html.escape(rep.rule)}</small>")
+
+class DriftMonitor(_StatusErrors, W.VBox):
+    "Check a folder of new images for drift against a bundle's reference profile"
+    def __init__(self, bundle, # Bundle folder with a reference profile
+                 folder:str='', # Initial folder (or glob) of images to check
+                 **kwargs, # Passed to `monitor` (`alpha`, `backend`, `n_perm`, ...)
+                ):
+        super().__init__()
+        self.bundle, self.kwargs, self.report = bundle, kwargs, None
+        self.folder = W.Text(folder, description='images', placeholder='folder or glob of new images')
+        self.check_button = W.Button(description='Check for drift', button_style='primary')
+        self.status, self.verdict, self.plot = W.HTML(), W.HTML(), W.Image(format='png')
+        self.check_button.on_click(lambda _: self._safely(self.check))
+        self.children = [W.HBox([self.folder, self.check_button]), self.status, self.verdict, self.plot]
+        self.add_class('imgcls-drift')
+
+    def check(self, folder:str|None=None, # Images to check (default: the text box)
+             ):
+        "Run `monitor` on the folder and show its report"
+        self.status.value = ''
+        rep = monitor(self.bundle, folder or self.folder.value, progress=False, **self.kwargs)
+        self.report, self.verdict.value = rep, _signals_html(rep)
+        self.plot.value = fig_png(plot_drift(rep))
+        if rep.current.errors: self.status.value = html.escape(f"{len(rep.current.errors)} unreadable files skipped")
+        return rep

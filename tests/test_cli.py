@@ -104,6 +104,14 @@ def test_train_multilabel_csv_focal(fm, tmp_path):
     df = pd.read_csv(tmp_path/'p.csv', keep_default_na=False)
     assert (df.label.str.contains('footwear')).mean() > 0.5, df.label.value_counts()
 
+def test_monitor_json_has_a_boolean_verdict_and_signals(tiny_bundle, fm):
+    "`imgcls monitor --json`: a top-level boolean `drift` and a `signals` object; a folder of bags only is drift"
+    import json
+    r = run('monitor', tiny_bundle, fm/'valid'/'bag', '--json', '--n-perm', '100')
+    assert r.returncode == 0, r.stderr[-2000:]
+    out = json.loads(r.stdout)
+    assert out['drift'] is True and out['signals']['classes_chi2']['verdict'] == 'drift', out
+
 def test_train_with_separate_valid_folder(fm, tmp_path):
     r = run('train', fm/'train', '--valid', fm/'valid', '--epochs', '0', '--size', '32', '--out', tmp_path/'b')
     assert r.returncode == 0, r.stderr[-2000:]
@@ -121,6 +129,8 @@ COMMANDS = {
     'bench': (['B'], lambda: [benchmark_bundle], set()),
     'evaluate': (['B', 'DATA'], lambda: [cli.lib('evaluate')], {'json', 'report', 'record'}),
     'demo': ([], lambda: [cli.run_demo], set()),
+    'monitor': (['B', 'x.jpg'], lambda: [cli.lib('monitor'), cli.lib('least_certain')],
+                {'json', 'report', 'sample_out'}),
 }
 
 def test_every_command_is_checked():
@@ -162,7 +172,7 @@ def test_choices_are_the_library_constants():
     expected = {('train', 'loss'): cli.lib('LOSSES'), ('train', 'aug'): AUG_PRESETS,
                 ('train', 'schedule'): cli.lib('SCHEDULES'), ('predict', 'format'): FORMATS,
                 ('predict', 'backend'): BACKENDS, ('predict', 'video_mode'): VIDEO_MODES,
-                ('zeroshot', 'format'): FORMATS, ('zeroshot', 'task'): TASKS}
+                ('zeroshot', 'format'): FORMATS, ('zeroshot', 'task'): TASKS, ('monitor', 'backend'): BACKENDS}
     found = {(cmd, x.dest): tuple(x.choices) for cmd in COMMANDS for x in _subparser(cmd)._actions if x.choices}
     assert found == {k: tuple(v) for k,v in expected.items()}
 
