@@ -6,7 +6,7 @@ Docs: https://imgcls-nb.github.io/imgcls_nb/bundle.html.md"""
 
 # %% ../nbs/03_bundle.ipynb #d3fb88b3
 from __future__ import annotations
-import dataclasses, hashlib, importlib, json, platform, sys, time
+import dataclasses, hashlib, importlib, io, json, platform, sys, time
 from dataclasses import dataclass, field
 from importlib.metadata import version, PackageNotFoundError
 from pathlib import Path
@@ -360,8 +360,6 @@ def load_bundle(path, # Bundle folder
 
 
 # %% ../nbs/03_bundle.ipynb #f4824680
-import io
-
 REFERENCE = 'reference.npz' # The drift reference profile inside a bundle
 
 @patch

@@ -17,6 +17,7 @@ from .bundle import BACKENDS, load_bundle
 from .predict import FORMATS, predict_files, iter_inputs, benchmark_bundle, zeroshot_predict
 from .predict import open_writer, prediction_row, row_fields
 from .video import VIDEO_MODES, predict_media
+from .monitor import monitor, least_certain, report_html as drift_report_html
 
 # %% auto #0
 __all__ = ['LAZY', 'COMMANDS', 'EXTRAS', 'lib', 'add_param', 'args_for', 'add_params', 'cmd_train', 'cmd_predict', 'cmd_zeroshot',
@@ -324,9 +325,6 @@ def main(argv=None) -> int:
     return 0
 
 # %% ../nbs/22_cli.ipynb #d353064a
-LAZY.update({'monitor': 'imgcls_nb.monitor:monitor', 'least_certain': 'imgcls_nb.monitor:least_certain',
-             'drift_report_html': 'imgcls_nb.monitor:report_html'})
-
 def _monitor_options(p):
     p.description = ("Check images for drift against the bundle's reference profile (recorded by `imgcls train` from "
                      "its validation images, or by `imgcls evaluate --record`). INPUTS are image files, folders, "
@@ -337,17 +335,16 @@ def _monitor_options(p):
     p.add_argument('--json', action='store_true', help='print the report as JSON (top-level `drift` and `signals`)')
     p.add_argument('--report', help='HTML report file to write')
     p.add_argument('--sample-out', help='CSV file listing the least certain images, to label next')
-    add_param(p, lib('least_certain'), 'n', flag='--sample', help='images in --sample-out')
-    add_params(p, lib('monitor'), 'alpha backend bs n_perm seed', backend=dict(choices=BACKENDS),
+    add_param(p, least_certain, 'n', flag='--sample', help='images in --sample-out')
+    add_params(p, monitor, 'alpha backend bs n_perm seed', backend=dict(choices=BACKENDS),
                bs=dict(flag='--batch-size'))
 
 def cmd_monitor(a):
     "Check images (or a predictions file) for drift against the bundle's reference profile"
-    monitor = lib('monitor')
     rep = monitor(**args_for(monitor, a, current=a.inputs, progress=sys.stderr.isatty()))
-    sample = lib('least_certain')(rep, a.n) if a.sample_out or a.report else None
+    sample = least_certain(rep, a.n) if a.sample_out or a.report else None
     if a.sample_out: atomic_write_text(a.sample_out, sample.to_csv(index=False))
-    if a.report: atomic_write_text(a.report, lib('drift_report_html')(rep, f"{Path(a.bundle).name}: drift", sample))
+    if a.report: atomic_write_text(a.report, drift_report_html(rep, f"{Path(a.bundle).name}: drift", sample))
     print(json.dumps(rep.to_dict(), indent=2) if a.json else rep.summary())
 
 COMMANDS['monitor'] = (_monitor_options, cmd_monitor)

@@ -129,7 +129,7 @@ COMMANDS = {
     'bench': (['B'], lambda: [benchmark_bundle], set()),
     'evaluate': (['B', 'DATA'], lambda: [cli.lib('evaluate')], {'json', 'report', 'record'}),
     'demo': ([], lambda: [cli.run_demo], set()),
-    'monitor': (['B', 'x.jpg'], lambda: [cli.lib('monitor'), cli.lib('least_certain')],
+    'monitor': (['B', 'x.jpg'], lambda: [cli.monitor, cli.least_certain],
                 {'json', 'report', 'sample_out'}),
 }
 
