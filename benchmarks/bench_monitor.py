@@ -44,10 +44,10 @@ def digits() -> list:
     return [Image.fromarray((a*255/16).astype(np.uint8)).resize((28, 28)) for a in load_digits().images]
 
 def features(clf, images, bs=128) -> tuple:
-    "(probabilities, embeddings) of in-memory images"
-    z, e, errs = clf.predict_features(images, bs)
-    assert not any(errs)
-    return probabilities(z, clf.task, clf.temperature), e
+    "(probabilities, embeddings, input statistics) of in-memory images"
+    f = clf.profile_inputs(images, bs)
+    assert not any(f['errors'])
+    return probabilities(f['logits'], clf.task, clf.temperature), f['embeddings'], f['stats']
 
 def md(df:pd.DataFrame) -> str:
     "A Markdown table (floats at two decimals)"
@@ -55,28 +55,31 @@ def md(df:pd.DataFrame) -> str:
     head = '| ' + ' | '.join(df.columns) + ' |\n|' + '---|'*len(df.columns) + '\n'
     return head + ''.join('| ' + ' | '.join(cell(v) for v in r) + ' |\n' for r in df.itertuples(index=False))
 
-def snap(probs, emb, idx): return M.snapshot_from_probs(probs[idx], 'single_label', emb[idx])
+def snap(probs, emb, st, idx): return M.snapshot_from_probs(probs[idx], 'single_label', emb[idx], inputs=st[idx])
 
 def flagged(ref, cur, classes, seed=0) -> tuple:
     rep = M.compare(ref, cur, classes, seed=seed)
     return rep.drift, [k for k,s in rep.signals.items() if s['decides'] and s['verdict'] == 'drift']
 
-def false_alarms(ref, probs, emb, classes) -> pd.DataFrame:
+def false_alarms(ref, probs, emb, st, classes) -> pd.DataFrame:
     rows = []
     for n in (50, 100, 200, 500):
         batches = np.arange(len(probs))[:len(probs)//n*n].reshape(-1, n)[:20]
-        res = [flagged(ref, snap(probs, emb, b), classes, seed=i) for i,b in enumerate(batches)]
+        res = [flagged(ref, snap(probs, emb, st, b), classes, seed=i) for i,b in enumerate(batches)]
         by = pd.Series([k for _,ks in res for k in ks]).value_counts().to_dict()
         rows.append(dict(batch=n, draws=len(res), flagged=sum(d for d,_ in res),
                          rate=np.mean([d for d,_ in res]), by_test=json.dumps(by)))
     return pd.DataFrame(rows)
 
-def detection(ref, probs, emb, classes, draws, seed=0) -> dict:
-    rng, out = np.random.default_rng(seed), {}
+def detection(ref, probs, emb, st, classes, draws, seed=0) -> dict:
+    "share of `draws` random batches flagged per batch size, and which tests fired at the batch size of 100"
+    rng, out, fired = np.random.default_rng(seed), {}, {}
     for n in SIZES:
         picks = [rng.choice(len(probs), min(n, len(probs)), replace=False) for _ in range(draws)]
-        out[n] = np.mean([flagged(ref, snap(probs, emb, p), classes, seed=i)[0] for i,p in enumerate(picks)])
-    return out
+        res = [flagged(ref, snap(probs, emb, st, p), classes, seed=i) for i,p in enumerate(picks)]
+        out[n] = np.mean([d for d,_ in res])
+        if n == 100: fired = pd.Series([k for _,ks in res for k in ks], dtype=str).value_counts().to_dict()
+    return out, fired
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -89,11 +92,11 @@ def main():
     print(f"bundle {bundle.name}: reference of {len(ref)} validation images ({cfg['reference']['data']})", flush=True)
     test, y = fm_test(), fm_labels(cfg['classes'])
     t = time.perf_counter()
-    probs, emb = features(clf, test)
+    probs, emb, st = features(clf, test)
     t_model = time.perf_counter() - t
     print(f"classified and embedded {len(test):,} images in {t_model:.1f} s", flush=True)
 
-    fa = false_alarms(ref, probs, emb, cfg['classes'])
+    fa = false_alarms(ref, probs, emb, st, cfg['classes'])
     print("\n## False alarms: disjoint batches of Fashion-MNIST test images (same distribution)\n")
     print(md(fa), flush=True)
 
@@ -101,12 +104,13 @@ def main():
     cases = [(k, lvl) for k,(mild, strong) in M.CORRUPTIONS.items() for lvl in (mild, strong)] + [('digits', None)]
     for kind, level in cases:
         imgs = digits() if kind == 'digits' else [M.corrupt(im, kind, level, seed=i) for i,im in enumerate(test[:a.pool])]
-        p, e = features(clf, imgs)
-        rates = detection(ref, p, e, cfg['classes'], a.draws)
+        p, e, s = features(clf, imgs)
+        rates, fired = detection(ref, p, e, s, cfg['classes'], a.draws)
         smallest = next((n for n in SIZES if rates[n] >= 0.9), None)
         acc = None if kind == 'digits' else float((p.argmax(1) == y[:a.pool]).mean())
         rows.append(dict(shift=kind if kind == 'digits' else f"{kind} {level:g}", accuracy=acc,
-                         **{f"n={n}": rates[n] for n in SIZES}, smallest_batch=smallest or f">{SIZES[-1]}"))
+                         **{f"n={n}": rates[n] for n in SIZES}, smallest_batch=smallest or f">{SIZES[-1]}",
+                         tests_firing_at_100=', '.join(f'{k} {v}' for k,v in fired.items())))
         print(rows[-1], flush=True)
     clean_acc = float((probs.argmax(1)[:a.pool] == y[:a.pool]).mean())
     print(f"\n## Detection rate ({a.draws} random batches per size; accuracy of the model on the shifted images, "
@@ -117,11 +121,11 @@ def main():
         b = Path(shutil.copytree(bundle, Path(d)/'b'))
         logits = np.log(np.clip(probs, 1e-12, 1))  # softmax(log p) = p: stand-in logits of 10,000 predictions
         t = time.perf_counter()
-        write_reference(b, logits, emb, 'bench')
+        write_reference(b, logits, emb, 'bench', stats=st)
         t_write = time.perf_counter() - t
         t = time.perf_counter()
         big = M.reference_snapshot(b)
-        rep = M.compare(big, M.snapshot_from_probs(probs, 'single_label', emb), cfg['classes'])
+        rep = M.compare(big, M.snapshot_from_probs(probs, 'single_label', emb, inputs=st), cfg['classes'])
         t_compare = time.perf_counter() - t
     print(f"\n## Speed\n\nclassify + embed 10,000 images (PyTorch, batch 128): {t_model:.1f} s "
           f"({len(test)/t_model:.0f} images/s)\nstore a reference profile of 10,000 predictions: {t_write:.2f} s\n"

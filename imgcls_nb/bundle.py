@@ -20,10 +20,11 @@ from .preprocess import PreprocessSpec
 
 # %% auto #0
 __all__ = ['BUNDLE_FORMAT', 'UNKNOWN', 'CONFIG', 'WEIGHTS', 'CARD', 'META_KEYS', 'ONNX_FILE', 'INT8_FILE', 'REGISTRY', 'EXTRA_OF',
-           'BACKENDS', 'REFERENCE', 'library_versions', 'dataset_summary', 'make_config', 'model_card', 'read_config',
-           'update_config', 'onnx_metadata', 'set_metadata', 'decode_metadata', 'has_onnx', 'model_bytes', 'write_onnx',
-           'onnx_record', 'refresh_metadata', 'Prediction', 'decode_input', 'BaseClassifier', 'apply_unknown',
-           'resolve', 'load_bundle', 'probabilities', 'confidence_entropy', 'write_reference', 'read_reference']
+           'BACKENDS', 'REFERENCE', 'INPUT_STATS', 'library_versions', 'dataset_summary', 'make_config', 'model_card',
+           'read_config', 'update_config', 'onnx_metadata', 'set_metadata', 'decode_metadata', 'has_onnx',
+           'model_bytes', 'write_onnx', 'onnx_record', 'refresh_metadata', 'Prediction', 'decode_input',
+           'BaseClassifier', 'apply_unknown', 'resolve', 'load_bundle', 'input_stats', 'probabilities',
+           'confidence_entropy', 'write_reference', 'read_reference']
 
 # %% ../nbs/03_bundle.ipynb #9a04430d
 BUNDLE_FORMAT = 1
@@ -361,6 +362,7 @@ def load_bundle(path, # Bundle folder
 
 # %% ../nbs/03_bundle.ipynb #f4824680
 REFERENCE = 'reference.npz' # The drift reference profile inside a bundle
+INPUT_STATS = ('brightness', 'contrast') # Per-image input statistics: mean and standard deviation of the pixels, 0-1
 
 @patch
 def features_arrays(self:BaseClassifier, x:np.ndarray, # Preprocessed batch (N, 3, H, W)
@@ -368,23 +370,56 @@ def features_arrays(self:BaseClassifier, x:np.ndarray, # Preprocessed batch (N, 
     "Raw logits (N, n_classes) and penultimate-layer embeddings (N, d) of a batch, where the backend can give them"
     raise ImgclsError(f"the {self.backend} backend cannot return embeddings; use backend='torch'")
 
+def input_stats(x:np.ndarray, # Preprocessed batch (N, 3, H, W), normalised with `spec`
+                spec:PreprocessSpec,
+               ) -> np.ndarray:
+    "Each image's brightness and contrast (`INPUT_STATS`): mean and standard deviation of its pixels on the 0-1 scale"
+    x = np.asarray(x, np.float32)
+    m, s = np.asarray(spec.mean, np.float32), np.asarray(spec.std, np.float32)
+    hw = x.shape[2]*x.shape[3]
+    e1, e2 = x.sum((2, 3))/hw, np.einsum('nchw,nchw->nc', x, x)/hw  # per channel: E[x], E[x^2]
+    mean = s*e1 + m  # pixels are x*s + m
+    sq = s*s*e2 + 2*s*m*e1 + m*m
+    bright = mean.mean(1)
+    return np.stack([bright, np.sqrt(np.maximum(sq.mean(1) - bright**2, 0))], 1).astype(np.float32)
+
+@patch
+def profile_inputs(self:BaseClassifier, inputs:list, # Paths, PIL images or bytes
+                   bs:int=32, # Batch size
+                   embeddings:bool|None=True, # True: required; None: when the backend can give them; False: none
+                  ) -> dict:
+    "`logits`, `embeddings` (or None), `stats` (`input_stats`): NaN rows for inputs that cannot be decoded; `errors`"
+    logits, embs, stats, errors = [], [], [], []
+    for s in range(0, len(inputs), bs):
+        dec = [decode_input(x, _name(x, s + i), self.spec) for i,x in enumerate(inputs[s:s + bs])]
+        ok = [a for a,_ in dec if a is not None]
+        z = e = st = None
+        if ok:
+            x = np.stack(ok)
+            st = input_stats(x, self.spec)
+            if embeddings is not False:
+                try: z, e = self.features_arrays(x)
+                except ImgclsError:
+                    if embeddings: raise
+                    embeddings = False  # this backend has none: the other arrays still come
+            if z is None: z = self.predict_logits(x)
+        rows = iter(range(len(ok)))
+        for a,err in dec:
+            r = None if a is None else next(rows)
+            logits.append(None if r is None else z[r])
+            embs.append(None if r is None or e is None else e[r])
+            stats.append(None if r is None else st[r])
+            errors.append(err)
+    return dict(logits=_fill(logits, len(self.classes)), embeddings=_fill(embs) if embeddings is not False else None,
+                stats=_fill(stats, len(INPUT_STATS)), errors=errors)
+
 @patch
 def predict_features(self:BaseClassifier, inputs:list, # Paths, PIL images or bytes
                      bs:int=32, # Batch size
                     ) -> tuple:
     "Logits and embeddings (NaN rows for inputs that cannot be decoded) and each input's error (None when fine)"
-    logits, embs, errors = [], [], []
-    for s in range(0, len(inputs), bs):
-        dec = [decode_input(x, _name(x, s + i), self.spec) for i,x in enumerate(inputs[s:s + bs])]
-        ok = [a for a,_ in dec if a is not None]
-        z, e = self.features_arrays(np.stack(ok)) if ok else (None, None)
-        rows = iter(range(len(ok)))
-        for a,err in dec:
-            r = None if a is None else next(rows)
-            logits.append(None if r is None else z[r])
-            embs.append(None if r is None else e[r])
-            errors.append(err)
-    return _fill(logits, len(self.classes)), _fill(embs), errors
+    p = self.profile_inputs(inputs, bs)
+    return p['logits'], p['embeddings'], p['errors']
 
 def _fill(rows:list, d:int|None=None) -> np.ndarray:
     "Stack rows of equal length, NaN rows where a row is None"
@@ -393,6 +428,7 @@ def _fill(rows:list, d:int|None=None) -> np.ndarray:
     for i,r in enumerate(rows):
         if r is not None: out[i] = r
     return out
+
 
 # %% ../nbs/03_bundle.ipynb #724ef522
 def probabilities(logits:np.ndarray, # (n, n_classes) raw logits
@@ -411,7 +447,7 @@ def confidence_entropy(probs:np.ndarray, # (n, n_classes) probabilities
     return p.max(1), -(p*np.log(p)).sum(1)
 
 # %% ../nbs/03_bundle.ipynb #d091da45
-def _reference_summary(cfg:dict, logits:np.ndarray, n_emb:int, dim:int, data, sha:str) -> dict:
+def _reference_summary(cfg:dict, logits:np.ndarray, n_emb:int, dim:int, data, sha:str, stats=None) -> dict:
     "The config.json summary of a reference profile"
     probs = probabilities(logits, cfg['task'], float(cfg.get('temperature') or 1.0))
     conf, ent = confidence_entropy(probs, cfg['task'])
@@ -419,7 +455,9 @@ def _reference_summary(cfg:dict, logits:np.ndarray, n_emb:int, dim:int, data, sh
     return dict(file=REFERENCE, sha256=sha, data=data, date=time.strftime('%Y-%m-%d'), n=len(logits),
                 n_embeddings=n_emb, embedding_dim=dim, mean_confidence=round(float(conf.mean()), 4),
                 mean_entropy=round(float(ent.mean()), 4),
-                predicted_share={c: round(float(s), 4) for c,s in zip(cfg['classes'], share)})
+                predicted_share={c: round(float(s), 4) for c,s in zip(cfg['classes'], share)},
+                **({} if stats is None else
+                   {f'mean_{k}': round(float(v), 4) for k,v in zip(INPUT_STATS, stats.mean(0))}))
 
 def write_reference(path, # Bundle folder
                     logits:np.ndarray, # (n, n_classes) raw logits of held-out images (NaN rows are dropped)
@@ -427,6 +465,7 @@ def write_reference(path, # Bundle folder
                     data:str|None=None, # What the images were (for the summary)
                     max_embeddings:int=1000, # Embeddings kept, a random sample
                     seed:int=0,
+                    stats:np.ndarray|None=None, # (n, 2) their `input_stats`
                    ) -> dict:
     "Store a drift reference profile in a bundle: `reference.npz` and a summary in config.json, atomically"
     cfg, logits = read_config(path), np.asarray(logits, np.float32)
@@ -437,18 +476,20 @@ def write_reference(path, # Bundle folder
         e = np.asarray(embeddings)[ok]
         keep = np.sort(np.random.default_rng(seed).permutation(len(e))[:max_embeddings])
         arrays['embeddings'] = e[keep].astype(np.float16)
+    if stats is not None: arrays['stats'] = np.asarray(stats, np.float32)[ok]
     buf = io.BytesIO()
     np.savez_compressed(buf, **arrays)
     atomic_write_bytes(Path(path)/REFERENCE, buf.getvalue())
     emb = arrays.get('embeddings', np.zeros((0, 0)))
-    summary = _reference_summary(cfg, arrays['logits'], len(emb), emb.shape[1], data, _sha256(buf.getvalue()))
+    summary = _reference_summary(cfg, arrays['logits'], len(emb), emb.shape[1], data, _sha256(buf.getvalue()),
+                                 arrays.get('stats'))
     update_config(path, reference=summary)
     return summary
 
 # %% ../nbs/03_bundle.ipynb #0c8b6f94
 def read_reference(path, # Bundle folder
                   ) -> dict:
-    "A bundle's reference profile: `logits`, `embeddings` (None when not stored) and the config `summary`"
+    "A bundle's reference profile: `logits`, `embeddings` and `stats` (None when not stored) and the config `summary`"
     cfg = read_config(path)
     f = Path(path)/REFERENCE
     how = (f"record one with `imgcls evaluate {path} HELD_OUT_FOLDER --record` (labelled images the model did not "
@@ -460,4 +501,5 @@ def read_reference(path, # Bundle folder
         raise BundleError(f"{f}: does not match the sha256 in config.json (replaced or interrupted); {how}")
     with np.load(io.BytesIO(blob)) as z:
         emb = z['embeddings'].astype(np.float32) if 'embeddings' in z.files else None
-        return dict(logits=z['logits'], embeddings=emb, summary=cfg['reference'])
+        stats = z['stats'] if 'stats' in z.files else None
+        return dict(logits=z['logits'], embeddings=emb, stats=stats, summary=cfg['reference'])

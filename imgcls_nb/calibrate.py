@@ -85,8 +85,8 @@ def record_reference(path, # Bundle folder
                     ) -> dict:
     "Profile a bundle on held-out images and store it as its drift reference (`reference.npz` + config summary)"
     if isinstance(images, DataSource): images = (images.valid if len(images.valid) else images.items).path
-    logits, emb, _ = load_bundle(path).predict_features([str(p) for p in images], bs)
-    return write_reference(path, logits, emb, data_name)
+    p = load_bundle(path).profile_inputs([str(p) for p in images], bs)
+    return write_reference(path, p['logits'], p['embeddings'], data_name, stats=p['stats'])
 
 # %% ../nbs/10_calibrate.ipynb #afc962fc
 def weak_classes(res, k:int=3) -> list:

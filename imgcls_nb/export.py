@@ -13,8 +13,8 @@ from .core import *
 from .data import DataSource, from_folder, sample_data
 from .bundle import (BaseClassifier, read_config, update_config, load_bundle, decode_input, set_metadata,
                               model_bytes, write_onnx, ONNX_FILE, INT8_FILE, _sha256)
-from .models import build_model, load_weights
-from .runtime import OnnxClassifier, ort_session
+from .models import build_model, load_weights, EmbeddingTap
+from .runtime import OnnxClassifier, ort_session, EMBEDDING_OUTPUT
 from .evaluate import evaluate
 from .bench import images_per_s
 
@@ -32,19 +32,19 @@ class ExportError(ImgclsError):
     "An export cannot be made or failed one of its checks; nothing was written"
 
 # %% ../nbs/12_export.ipynb #243ac1fd
-def _dynamo_export(model, x, opset):
+def _dynamo_export(model, x, opset, outputs):
     import torch
     prog = torch.onnx.export(model, (x,), dynamo=True, verbose=False, opset_version=opset, input_names=[INPUT],
-                             output_names=[OUTPUT], dynamic_shapes=({0: torch.export.Dim('batch', min=1)},))
+                             output_names=list(outputs), dynamic_shapes=({0: torch.export.Dim('batch', min=1)},))
     return prog.model_proto
 
-def _torchscript_export(model, x, opset):
+def _torchscript_export(model, x, opset, outputs):
     import onnx, torch
     buf = io.BytesIO()
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')  # the exporter's deprecation notice
         torch.onnx.export(model, (x,), buf, dynamo=False, opset_version=opset or 18, input_names=[INPUT],
-                          output_names=[OUTPUT], dynamic_axes={INPUT: {0: 'batch'}, OUTPUT: {0: 'batch'}})
+                          output_names=list(outputs), dynamic_axes={k: {0: 'batch'} for k in (INPUT, *outputs)})
     return onnx.load_from_string(buf.getvalue())
 
 # %% ../nbs/12_export.ipynb #fab7d66e
@@ -52,20 +52,21 @@ def torch_to_onnx(model, # A PyTorch model in eval mode: NCHW float32 in, logits
                   size:int, # Input side; the batch axis stays dynamic
                   opset:int|None=None, # ONNX opset (default: the exporter's)
                   exporter:str='auto', # 'dynamo' (torch.export), 'torchscript', or 'auto': dynamo, else torchscript
+                  outputs:tuple=(OUTPUT,), # Names of the model's outputs (an `EmbeddingTap` has two)
                  ) -> tuple:
     "The ONNX `ModelProto` of `model` and the name of the exporter that made it"
     import torch
     if exporter not in EXPORTERS: raise ValueError(f"exporter must be one of {EXPORTERS}, not {exporter!r}")
     x = torch.randn(2, 3, size, size)  # not 1: torch.export would specialise the batch axis to it
-    if exporter == 'torchscript': return _torchscript_export(model, x, opset), 'torchscript'
-    try: return _dynamo_export(model, x, opset), 'dynamo'
+    if exporter == 'torchscript': return _torchscript_export(model, x, opset, outputs), 'torchscript'
+    try: return _dynamo_export(model, x, opset, outputs), 'dynamo'
     except Exception as e:
         if exporter == 'dynamo':
             raise ExportError(f"torch.export cannot export this model ({type(e).__name__}: {str(e)[:300]}); "
                               "try exporter='torchscript'") from None
         get_logger().warning(f"torch.export cannot export this model ({type(e).__name__}); "
                              "using the TorchScript exporter")
-        return _torchscript_export(model, x, opset), 'torchscript'
+        return _torchscript_export(model, x, opset, outputs), 'torchscript'
 
 # %% ../nbs/12_export.ipynb #4002a767
 def export_data(bundle, # Bundle folder
@@ -125,7 +126,8 @@ def check_parity(ref:BaseClassifier, other:BaseClassifier, x:np.ndarray, atol:fl
 def _checked_proto(bundle, cfg:dict, opset, exporter):
     "The exported graph of a bundle, with the bundle's metadata, after ONNX's checker"
     import onnx
-    proto, used = torch_to_onnx(load_weights(bundle, build_model(cfg)), cfg['preprocess']['size'], opset, exporter)
+    model = EmbeddingTap(load_weights(bundle, build_model(cfg)))  # logits, and embeddings for drift monitoring
+    proto, used = torch_to_onnx(model, cfg['preprocess']['size'], opset, exporter, (OUTPUT, EMBEDDING_OUTPUT))
     try: onnx.checker.check_model(set_metadata(proto, cfg), full_check=True)
     except onnx.checker.ValidationError as e:
         raise ExportError(f"{bundle}: the exported graph is not valid ONNX ({str(e)[:300]})") from None
@@ -148,7 +150,8 @@ def export_onnx(bundle, # Bundle folder
     atomic_write_bytes(bundle/ONNX_FILE, blob)
     (bundle/INT8_FILE).unlink(missing_ok=True)  # made from an earlier export
     info = dict(file=ONNX_FILE, sha256=_sha256(blob), exporter=used, opset=proto.opset_import[0].version, input=INPUT,
-                output=OUTPUT, size=ref.spec.size, parity=dict(par, atol=atol), default='fp32', int8=None,
+                output=OUTPUT, embedding=EMBEDDING_OUTPUT, size=ref.spec.size, parity=dict(par, atol=atol),
+                default='fp32', int8=None,
                 created=time.strftime('%Y-%m-%dT%H:%M:%S%z'))
     return update_config(bundle, onnx=info)['onnx']
 

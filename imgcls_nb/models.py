@@ -6,7 +6,7 @@ Docs: https://imgcls-nb.github.io/imgcls_nb/models.html.md"""
 
 # %% ../nbs/04_models.ipynb #c04d7605
 from __future__ import annotations
-import json
+import copy, json
 from collections import OrderedDict
 from pathlib import Path
 import numpy as np
@@ -21,7 +21,7 @@ from .bundle import BUNDLE_FORMAT, CONFIG, WEIGHTS, CARD, BaseClassifier, model_
 __all__ = ['DEFAULT_ARCH', 'WEIGHT_PACKAGES', 'remap_in_order', 'load_weights_file', 'package_weights_file', 'load_pretrained',
            'create_model', 'imagenet_labels', 'MultiScaleClassifier', 'create_multiscale', 'head_params',
            'param_groups', 'freeze', 'unfreeze', 'n_params', 'timm_model', 'multiscale_model', 'build_model',
-           'load_weights', 'save_bundle', 'Classifier', 'ClipProbe', 'clip_probe', 'classifier_layer']
+           'load_weights', 'save_bundle', 'Classifier', 'ClipProbe', 'clip_probe', 'classifier_layer', 'EmbeddingTap']
 
 # %% ../nbs/04_models.ipynb #de6cc1dd
 DEFAULT_ARCH = 'tf_efficientnet_lite0'
@@ -308,3 +308,15 @@ def features_arrays(self:Classifier, x:np.ndarray, # Preprocessed batch (N, 3, H
             z = self.model(xb)
     finally: hook.remove()
     return z.float().cpu().numpy(), seen[-1].float().cpu().numpy()
+
+class EmbeddingTap(nn.Module):
+    "A copy of a bundle model with two outputs, the logits and the embedding (the input of its `classifier_layer`)"
+    def __init__(self, model:nn.Module):
+        super().__init__()
+        self.body = copy.deepcopy(model)
+        self.head = classifier_layer(self.body)
+        self.body.set_submodule(next(n for n,m in self.body.named_modules() if m is self.head), nn.Identity())
+        self.train(model.training)
+    def forward(self, x):
+        e = self.body(x).flatten(1)
+        return self.head(e), e

@@ -13,14 +13,15 @@ import numpy as np, pandas as pd
 from PIL import Image, ImageEnhance, ImageFilter
 from tqdm.auto import tqdm
 from .core import *
-from .bundle import read_config, read_reference, probabilities, confidence_entropy
+from .bundle import read_config, read_reference, probabilities, confidence_entropy, has_onnx, INPUT_STATS
 from .predict import iter_inputs, load_classifier
 
 # %% auto #0
 __all__ = ['PREDICTION_EXTS', 'CORRUPTIONS', 'psi_counts', 'psi', 'mmd_test', 'Snapshot', 'snapshot_from_probs',
            'reference_snapshot', 'image_snapshot', 'is_predictions_file', 'predictions_snapshot',
            'distribution_signals', 'class_signals', 'low_confidence_signal', 'embedding_signal', 'decide',
-           'DriftReport', 'compare', 'monitor', 'corrupt', 'least_certain', 'plot_drift', 'report_html']
+           'DriftReport', 'input_signals', 'compare', 'monitor', 'corrupt', 'least_certain', 'plot_drift',
+           'report_html']
 
 # %% ../nbs/19_monitor.ipynb #84196874
 def psi_counts(ref_counts, # Reference count per bin
@@ -75,40 +76,38 @@ class Snapshot:
     embeddings:np.ndarray|None=None # (n, d) penultimate-layer embeddings
     paths:list=field(default_factory=list) # The images, in row order
     errors:list=field(default_factory=list) # (path, reason) of the images that could not be read
+    inputs:np.ndarray|None=None # (n, 2) brightness and contrast of each image (`bundle.INPUT_STATS`)
     def __len__(self): return len(self.confidence)
 
 def snapshot_from_probs(probs:np.ndarray, # (n, n_classes) probabilities
-                        task:str='single_label', embeddings=None, paths=(), errors=()) -> Snapshot:
-    "A `Snapshot` from a classifier's probabilities (and embeddings)"
+                        task:str='single_label', embeddings=None, paths=(), errors=(), inputs=None) -> Snapshot:
+    "A `Snapshot` from a classifier's probabilities (and embeddings, input statistics)"
     conf, ent = confidence_entropy(probs, task)
-    return Snapshot(conf, ent, np.asarray(probs).argmax(1), embeddings, list(paths), list(errors))
+    return Snapshot(conf, ent, np.asarray(probs).argmax(1), embeddings, list(paths), list(errors), inputs)
 
 def reference_snapshot(bundle, # Bundle folder with a reference profile
                       ) -> Snapshot:
     "The bundle's reference profile as a `Snapshot`, with the bundle's current temperature"
     cfg, ref = read_config(bundle), read_reference(bundle)
     probs = probabilities(ref['logits'], cfg['task'], float(cfg.get('temperature') or 1.0))
-    return snapshot_from_probs(probs, cfg['task'], ref['embeddings'])
+    return snapshot_from_probs(probs, cfg['task'], ref['embeddings'], inputs=ref['stats'])
 
 # %% ../nbs/19_monitor.ipynb #cbfaf2b1
-def _chunk_features(clf, items:list, bs:int, with_emb:bool) -> tuple:
-    "(probabilities, embeddings or None, errors) of one chunk of inputs"
-    if not with_emb:
-        probs, errs = clf.predict_proba(items, bs)
-        return probs, None, errs
-    logits, emb, errs = clf.predict_features(items, bs)
-    return probabilities(logits, clf.task, clf.temperature), emb, errs
+def _chunk_features(clf, items:list, bs:int) -> dict:
+    "`profile_inputs` of one chunk (embeddings where the backend has them), with the probabilities"
+    p = clf.profile_inputs(items, bs, embeddings=None)
+    return dict(p, probs=probabilities(p['logits'], clf.task, clf.temperature))
 
 def _stack_snapshot(parts:list, items:list, task:str) -> Snapshot:
     "One `Snapshot` of the chunks' readable images, the others listed with their reasons"
-    errs = [e for _,_,es in parts for e in es]
+    errs = [e for p in parts for e in p['errors']]
     names = [str(x) if isinstance(x, (str, Path)) else f'<image {i}>' for i,x in enumerate(items)]
     if all(errs): raise DataError(f"none of the {human_count(len(items), 'input')} could be read: {errs[0]}")
-    oks = [np.array([e is None for e in es]) for _,_,es in parts]  # per chunk: a chunk may have no good image
-    with_emb = all(e is not None for _,e,_ in parts)
-    emb = np.concatenate([e[m] for (_,e,_),m in zip(parts, oks) if m.any()]) if with_emb else None
-    return snapshot_from_probs(np.concatenate([p[m] for (p,_,_),m in zip(parts, oks)]), task, emb,
-                               [n for n,e in zip(names, errs) if e is None], [(n, e) for n,e in zip(names, errs) if e])
+    oks = [np.array([e is None for e in p['errors']]) for p in parts]  # per chunk: a chunk may have no good image
+    cat = lambda k: np.concatenate([p[k][m] for p,m in zip(parts, oks) if m.any()])
+    emb = cat('embeddings') if all(p['embeddings'] is not None for p in parts) else None
+    return snapshot_from_probs(cat('probs'), task, emb, [n for n,e in zip(names, errs) if e is None],
+                               [(n, e) for n,e in zip(names, errs) if e], cat('stats'))
 
 def _items(inputs) -> list:
     "A list of PIL images as it is, else the image paths `iter_inputs` finds"
@@ -124,14 +123,14 @@ def image_snapshot(bundle, # Bundle folder (or a loaded classifier)
                    progress:bool=True, # Show a progress bar
                   ) -> Snapshot:
     "Classify `inputs` and take their `Snapshot`; unreadable files are listed in `errors` and left out"
-    clf = load_classifier(bundle, backend) if isinstance(bundle, (str, Path)) else bundle
-    items, parts, with_emb = _items(inputs), [], True
-    for s in tqdm(range(0, len(items), 8*bs), desc='monitor', unit='chunk', disable=not progress):
-        try: parts.append(_chunk_features(clf, items[s:s + 8*bs], bs, with_emb))
-        except ImgclsError:  # this backend gives no embeddings: the other signals still run
-            with_emb = False
-            parts.append(_chunk_features(clf, items[s:s + 8*bs], bs, with_emb))
+    clf = bundle
+    if isinstance(bundle, (str, Path)):  # ONNX in fp32: the reference was profiled in fp32, int8 shifts embeddings
+        clf = load_classifier(bundle, backend, **(dict(int8=False) if backend != 'torch' and has_onnx(bundle) else {}))
+    items = _items(inputs)
+    parts = [_chunk_features(clf, items[s:s + 8*bs], bs)
+             for s in tqdm(range(0, len(items), 8*bs), desc='monitor', unit='chunk', disable=not progress)]
     return _stack_snapshot(parts, items, clf.task)
+
 
 # %% ../nbs/19_monitor.ipynb #8f802bbe
 PREDICTION_EXTS = ('.parquet', '.jsonl', '.json')
@@ -167,9 +166,11 @@ def predictions_snapshot(file, # A predictions file written by `imgcls predict` 
     errors, df = list(zip(df.path[bad], df.error[bad])), df[~bad]
     if not len(df): raise DataError(f"{p}: no row with a prediction")
     emb = np.stack(df['embedding'].to_numpy()).astype(np.float32) if 'embedding' in df else None
+    inp = df[list(INPUT_STATS)].to_numpy(np.float32) if set(INPUT_STATS) <= set(df.columns) else None
     if 'probs' in df:
-        return snapshot_from_probs(np.stack(df['probs'].to_numpy()), cfg['task'], emb, list(df.path), errors)
-    return Snapshot(df.score.to_numpy(float), None, _class_index(df, cfg['classes']), emb, list(df.path), errors)
+        return snapshot_from_probs(np.stack(df['probs'].to_numpy()), cfg['task'], emb, list(df.path), errors, inp)
+    return Snapshot(df.score.to_numpy(float), None, _class_index(df, cfg['classes']), emb, list(df.path), errors,
+                    inp)
 
 # %% ../nbs/19_monitor.ipynb #6791c40b
 def _signal(test:str, statistic:float, p_value:float|None=None, **extra) -> dict:
@@ -266,6 +267,9 @@ class DriftReport:
 
 # %% ../nbs/19_monitor.ipynb #daafe764
 _NO_PROBS = "needs every class's probability: write the predictions with `imgcls predict --embeddings`"
+_NO_INPUTS_REF = ("the reference profile has no input statistics (recorded by an older version): record it again "
+                  "with `imgcls evaluate BUNDLE HELD_OUT --record`")
+_NO_INPUTS_CUR = "no input statistics for the current images: write the predictions with `imgcls predict --embeddings`"
 _NO_CLASS = "the labels include 'unknown' or several classes: write predictions with --top-k 2 or --embeddings"
 
 def _skipped(ref:Snapshot, cur:Snapshot) -> dict:
@@ -277,7 +281,15 @@ def _skipped(ref:Snapshot, cur:Snapshot) -> dict:
     elif cur.embeddings is None:
         out['embedding_mmd'] = ("no embeddings for the current images: use the torch backend, or a predictions file "
                                 "written with `imgcls predict --embeddings`")
+    why = (_NO_INPUTS_REF if ref.inputs is None else _NO_INPUTS_CUR if cur.inputs is None else None)
+    if why: out.update({f'{k}_{t}': why for k in INPUT_STATS for t in ('ks', 'psi')})
     return out
+
+def input_signals(ref:np.ndarray, cur:np.ndarray, # (n, 2) input statistics of the reference and current images
+                 ) -> dict:
+    "KS tests and PSI of each image's brightness and contrast"
+    return {k:v for i,name in enumerate(INPUT_STATS)
+            for k,v in distribution_signals(name, ref[:, i], cur[:, i]).items()}
 
 def compare(ref:Snapshot, cur:Snapshot, # Reference and current snapshots
             classes:list, # The bundle's classes
@@ -293,6 +305,7 @@ def compare(ref:Snapshot, cur:Snapshot, # Reference and current snapshots
     if 'entropy_ks' not in skipped: sig.update(distribution_signals('entropy', ref.entropy, cur.entropy))
     if 'classes_chi2' not in skipped: sig.update(class_signals(ref.predicted, cur.predicted, classes))
     if 'embedding_mmd' not in skipped: sig.update(embedding_signal(ref.embeddings, cur.embeddings, n_perm, seed=seed))
+    if 'brightness_ks' not in skipped: sig.update(input_signals(ref.inputs, cur.inputs))
     t = np.quantile(ref.confidence, 0.1) if unknown_threshold is None else unknown_threshold
     sig.update(low_confidence_signal(ref.confidence, cur.confidence, t))
     drift, rule = decide(sig, alpha, psi_threshold)
@@ -367,11 +380,13 @@ def least_certain(rep:DriftReport, # What `monitor` returned
 # %% ../nbs/19_monitor.ipynb #c041c252
 def plot_drift(rep:DriftReport, # What `monitor` returned
               ):
-    "Reference against current: confidence and entropy histograms and the per-class shares, as one figure"
+    "Reference against current: confidence, entropy and brightness histograms and the per-class shares, as one figure"
     import matplotlib.pyplot as plt
-    fig, axs = plt.subplots(1, 3, figsize=(15, 3.6))
+    fig, axs = plt.subplots(1, 4, figsize=(19, 3.6))
+    inputs = lambda s: None if s.inputs is None or rep.reference.inputs is None else s.inputs[:, 0]
     pairs = [('confidence', rep.reference.confidence, rep.current.confidence),
-             ('entropy (nats)', rep.reference.entropy, rep.current.entropy)]
+             ('entropy (nats)', rep.reference.entropy, rep.current.entropy),
+             ('brightness (0-1)', inputs(rep.reference), inputs(rep.current))]
     for ax,(name, r, c) in zip(axs, pairs):
         if c is None: ax.set_title(f"{name}: not available")
         else:
@@ -380,7 +395,7 @@ def plot_drift(rep:DriftReport, # What `monitor` returned
             ax.hist(c, bins, density=True, alpha=0.5, label='current')
             ax.set_title(name)
             ax.legend()
-    _plot_classes(axs[2], rep)
+    _plot_classes(axs[3], rep)
     fig.tight_layout()
     return fig
 

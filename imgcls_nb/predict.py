@@ -16,15 +16,15 @@ from tqdm.auto import tqdm
 from .core import *
 from .data import image_extensions, sample_data
 from .preprocess import PreprocessSpec
-from .bundle import Prediction, decode_input, load_bundle, read_config, has_onnx
+from .bundle import Prediction, decode_input, load_bundle, read_config, has_onnx, INPUT_STATS
 from .zeroshot import ZeroShotClassifier, DEFAULT_MODEL, read_templates
 from .bench import backend_rates
 
 
 # %% auto #0
-__all__ = ['FORMATS', 'NUMERIC_FIELDS', 'LIST_FIELDS', 'iter_inputs', 'load_classifier', 'prediction_row', 'row_fields',
-           'output_format', 'done_paths', 'open_writer', 'default_workers', 'check_embedding_output', 'predict_files',
-           'e2e_rate', 'benchmark_bundle', 'zeroshot_predict']
+__all__ = ['FORMATS', 'NUMERIC_FIELDS', 'LIST_FIELDS', 'PROFILE_FIELDS', 'iter_inputs', 'load_classifier', 'prediction_row',
+           'row_fields', 'output_format', 'done_paths', 'open_writer', 'default_workers', 'check_embedding_output',
+           'predict_files', 'e2e_rate', 'benchmark_bundle', 'zeroshot_predict']
 
 # %% ../nbs/13_predict.ipynb #3012ce66
 def _walk_images(root:Path, exts:set):
@@ -230,8 +230,9 @@ class _TextWriter:
         if self.own: self.fh.close()
 
 # %% ../nbs/13_predict.ipynb #58bcac77
-NUMERIC_FIELDS = ('time', 'start', 'end') # Output columns written as numbers (besides the `*score` ones)
+NUMERIC_FIELDS = ('time', 'start', 'end') + INPUT_STATS # Output columns written as numbers (besides `*score`)
 LIST_FIELDS = ('probs', 'embedding') # Columns holding numbers per class or per feature (`embeddings=True`)
+PROFILE_FIELDS = LIST_FIELDS + INPUT_STATS # What `embeddings=True` adds to each row (what `monitor` reads)
 
 def _arrow_type(pa, field:str):
     if field in LIST_FIELDS: return pa.list_(pa.float32())
@@ -289,7 +290,7 @@ def _routed(clf, routes:dict, held:list, writer, bar) -> int:
     return bad
 
 # %% ../nbs/13_predict.ipynb #23de007f
-from .bundle import probabilities
+from .bundle import probabilities, input_stats
 
 def check_embedding_output(fmt:str, tta:bool):
     "Refuse what `embeddings=True` cannot write"
@@ -297,16 +298,17 @@ def check_embedding_output(fmt:str, tta:bool):
     if tta: raise ImgclsError("--embeddings gives one image's embedding: leave out --tta")
 
 def _feature_rows(clf, paths, x, errs, top_k, tta):
-    "Output rows for one decoded batch, with every class's probability and the embedding"
+    "Output rows for one decoded batch, with every class's probability, the embedding and the input statistics"
     z, e = clf.features_arrays(x) if x is not None else (None, None)
+    stats = iter(input_stats(x, clf.spec) if x is not None else ())
     probs = iter(probabilities(z, clf.task, clf.temperature)) if z is not None else iter(())
     embs, rows = iter(e if e is not None else ()), []
     for p,err in zip(paths, errs):
-        if err: rows.append(dict(prediction_row(Prediction(p, error=err), top_k), probs=None, embedding=None))
+        if err: rows.append(dict(prediction_row(Prediction(p, error=err), top_k), **dict.fromkeys(PROFILE_FIELDS)))
         else:
-            pr = next(probs)
-            rows.append(dict(prediction_row(clf._prediction(p, pr, top_k), top_k),
-                             probs=pr.astype(float).tolist(), embedding=next(embs).astype(float).tolist()))
+            pr, st = next(probs), next(stats)
+            rows.append(dict(prediction_row(clf._prediction(p, pr, top_k), top_k), probs=pr.astype(float).tolist(),
+                             embedding=next(embs).astype(float).tolist(), **dict(zip(INPUT_STATS, map(float, st)))))
     return rows
 
 # %% ../nbs/13_predict.ipynb #2a4a2280
@@ -338,7 +340,7 @@ def predict_files(clf, # A classifier (`load_classifier`), or a bundle folder
     n = bad = routed_bad = 0
     t0 = time.perf_counter()
     if embeddings: check_embedding_output(fmt, tta)
-    writer = open_writer(out, fmt, (fields or row_fields(top_k)) + list(LIST_FIELDS)*embeddings, append=resume)
+    writer = open_writer(out, fmt, (fields or row_fields(top_k)) + list(PROFILE_FIELDS)*embeddings, append=resume)
     pool, batches = _decoded(_batches(_divert(todo, routes, held), bs), clf.spec, workers, decode_threads, bs)
     try:
         with tqdm(unit='file', disable=not progress, desc='predict') as bar:

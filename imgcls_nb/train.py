@@ -497,8 +497,9 @@ def record_valid_reference(result:TrainResult, # What `train` returned
     paths = list(result.source.valid.path)
     if not paths: return None
     clf = Classifier(result.model, read_config(path), Path(path))
-    logits, emb, _ = clf.predict_features(paths, bs)
-    return write_reference(path, logits, emb, f"validation split of {result.source.root}")
+    p = clf.profile_inputs(paths, bs)
+    return write_reference(path, p['logits'], p['embeddings'], f"validation split of {result.source.root}",
+                           stats=p['stats'])
 
 # %% ../nbs/08_train.ipynb #af14fcd9
 def save_result(result:TrainResult, # What `train` (or `ladder.fit_probe`) returned

@@ -1,7 +1,7 @@
 """The `imgcls` command as a user runs it: real files, exit codes and messages; real processes where the process
 matters (the console script, training and prediction runs, the install without torch), `cli.main` in this process
 for parsing, help and error messages."""
-import argparse, inspect, os, shutil, subprocess, sys
+import argparse, inspect, json, os, shutil, subprocess, sys
 from pathlib import Path
 import pandas as pd, pytest
 from imgcls_nb import cli
@@ -181,8 +181,18 @@ def test_help_shows_library_defaults():
     assert f"(default: {inspect.signature(cli.lib('train')).parameters['epochs'].default})" in h
 
 # --- The light install: no torch, no scikit-learn ---------------------------------------------------------------
-NO_TORCH = ("import sys; sys.modules.update(dict.fromkeys(['torch', 'torchvision', 'timm', 'sklearn', 'transformers', "
-            "'matplotlib'])); from imgcls_nb.cli import main; sys.exit(main(sys.argv[1:]))")
+# A finder that refuses these imports, as where they are not installed (a None in sys.modules would be seen as
+# "imported" by libraries that look there, such as scipy's array-API check)
+NO_TORCH = """
+import sys
+class NotInstalled:
+    def find_spec(self, name, path=None, target=None):
+        if name.split('.')[0] in {'torch', 'torchvision', 'timm', 'sklearn', 'transformers', 'matplotlib'}:
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+sys.meta_path.insert(0, NotInstalled())
+from imgcls_nb.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
 
 def run_without_torch(*args):
     cmd = [sys.executable, '-c', NO_TORCH, *map(str, args)]
@@ -196,6 +206,10 @@ def test_predict_onnx_bundle_without_torch(tiny_bundle, fm, tmp_path):
     r = run_without_torch('predict', b, fm/'valid'/'bag', '--out', tmp_path/'p.csv')
     assert r.returncode == 0, r.stderr[-2000:]
     assert 'with onnx' in r.stderr and len(pd.read_csv(tmp_path/'p.csv')) == 20
+    r = run_without_torch('monitor', b, fm/'valid'/'bag', '--backend', 'onnx', '--json')  # the ONNX graph's embeddings
+    assert r.returncode == 0, r.stderr[-2000:]
+    rep = json.loads(r.stdout)
+    assert rep['skipped'] == {} and {'embedding_mmd', 'brightness_ks', 'contrast_ks'} <= set(rep['signals'])
 
 def test_torch_command_without_torch_names_the_extra():
     for args in (['train', '.', '--out', 'x'], ['train', '--help'], ['evaluate', 'b', 'd']):

@@ -8,7 +8,7 @@ from scipy import stats
 from imgcls_nb.core import BundleError
 from imgcls_nb.bundle import CONFIG, REFERENCE, read_config
 from imgcls_nb.train import sample_bundle
-from imgcls_nb.predict import predict_files
+from imgcls_nb.predict import predict_files, PROFILE_FIELDS
 from imgcls_nb import monitor as M, cli
 
 FM_TEST = Path('/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz')
@@ -69,12 +69,14 @@ def test_predictions_file_runs_the_signals_it_can(bundle, folder, same, tmp_path
     predict_files(bundle, folder, tmp_path/'full.parquet', workers=0, progress=False, embeddings=True)
     full = M.monitor(bundle, tmp_path/'full.parquet')
     assert full.skipped == {}
-    for k in ('confidence_ks', 'entropy_ks', 'classes_chi2', 'embedding_mmd'):  # the same numbers as from the images
+    for k in ('confidence_ks', 'entropy_ks', 'classes_chi2', 'embedding_mmd', 'brightness_ks', 'contrast_ks'):
+        # the same numbers as from the images
         assert full.signals[k]['statistic'] == pytest.approx(same.signals[k]['statistic'], rel=1e-3, abs=1e-6), k
-    plain_rows = pd.read_parquet(tmp_path/'full.parquet').drop(columns=['probs', 'embedding'])
+    plain_rows = pd.read_parquet(tmp_path/'full.parquet').drop(columns=list(PROFILE_FIELDS))
     plain_rows.to_csv(tmp_path/'plain.csv', index=False)
     plain = M.monitor(bundle, tmp_path/'plain.csv')  # what `imgcls predict` writes without --embeddings
-    assert set(plain.skipped) == {'entropy_ks', 'entropy_psi', 'embedding_mmd'}
+    assert set(plain.skipped) == {'entropy_ks', 'entropy_psi', 'embedding_mmd', 'brightness_ks', 'brightness_psi',
+                                  'contrast_ks', 'contrast_psi'}
     assert 'imgcls predict --embeddings' in plain.skipped['entropy_ks']
     assert len(plain.current.errors) == 2 and plain.drift is False
     assert plain.signals['classes_chi2']['statistic'] == pytest.approx(same.signals['classes_chi2']['statistic'])
