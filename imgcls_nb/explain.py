@@ -15,11 +15,11 @@ from tqdm.auto import tqdm
 from .core import *
 from .data import load_image, to_rgb
 from .preprocess import PreprocessSpec, _short_side_size
-from .bundle import BaseClassifier, load_bundle
+from .bundle import BaseClassifier, load_bundle, probabilities
 from .predict import iter_inputs
 
 # %% auto #0
-__all__ = ['CAM_METHODS', 'EXPLAIN_FIELDS', 'torch_classifier', 'target_index', 'tokens_to_grid', 'target_layer',
+__all__ = ['CAM_METHODS', 'EXPLAIN_FIELDS', 'torch_classifier', 'can_explain', 'target_index', 'tokens_to_grid', 'target_layer',
            'map_to_original', 'Explanation', 'overlay_image', 'explain', 'deletion_drop', 'explain_files']
 
 # %% ../nbs/17_explain.ipynb #b6639af8
@@ -32,6 +32,10 @@ def torch_classifier(clf, # A torch `Classifier`, or a bundle folder
         raise ImgclsError(f"explanations need gradients, which the {getattr(clf, 'backend', None)} backend does "
                           f"not give; load the bundle with{where}")
     return clf
+
+def can_explain(clf) -> bool:
+    "Whether `explain` can run on the classifier `clf` (a torch one)"
+    return getattr(clf, 'backend', None) == 'torch'
 
 # %% ../nbs/17_explain.ipynb #ff3ed74d
 def target_index(classes:list, # The bundle's labels
@@ -80,7 +84,8 @@ def _last_spatial_child(model, root, x):
         for h in hooks: h.remove()
     maps = [(n, m, _channels_last_map(root, y)) for n,m,y in seen if torch.is_tensor(y) and y.ndim == 4
             and (y.shape[1:3] if _channels_last_map(root, y) else y.shape[2:]).numel() > 1]
-    if not maps: raise ImgclsError(f"{type(root).__name__}: no layer with a spatial feature map to explain")
+    if not maps: raise ImgclsError(f"{type(root).__name__}: no layer has a feature map larger than 1x1 at "
+                                   f"{x.shape[-1]} px input; explain it at a larger input size")
     return maps[-1]
 
 # %% ../nbs/17_explain.ipynb #b84c5e89
@@ -118,7 +123,7 @@ def map_to_original(cam:np.ndarray, # (size, size) map over the model input
 class Explanation:
     "Why the model answered what it did for one input"
     source:str # Path, or '<image N>' for in-memory images
-    label:str|None=None # Predicted class
+    label:str|None=None # Predicted class (the most probable; no unknown threshold applied)
     score:float|None=None # Probability of `label`
     target:str|None=None # The class explained (default: `label`)
     target_score:float|None=None # Probability of `target`
@@ -157,22 +162,22 @@ def _decode(x, i:int):
     try: return name, to_rgb(x if hasattr(x, 'mode') else load_image(x, name=name)), None
     except ImgclsError as e: return name, None, str(getattr(e, 'reason', e))
 
-# %% ../nbs/17_explain.ipynb #1c58a6b2
-def _cams(clf, cam, images:list, targets:list) -> np.ndarray:
-    "(n, size, size) maps of `images` for class indices `targets`"
+# %% ../nbs/17_explain.ipynb #4dd53914
+def _cams(clf, cam, images:list, targets:list|None) -> np.ndarray:
+    "(n, size, size) maps of `images` for class indices `targets` (None: each image's most probable class)"
     import torch
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
-    x = torch.from_numpy(np.stack([clf.spec.to_array(clf.spec.resize(im)) for im in images])).to(clf.device)
-    return cam(x.requires_grad_(True), [ClassifierOutputTarget(int(t)) for t in targets])
+    x = torch.from_numpy(np.stack([clf.spec(im) for im in images])).to(clf.device)
+    return cam(x.requires_grad_(True), None if targets is None else [ClassifierOutputTarget(int(t)) for t in targets])
 
 def _explain_batch(clf, cam, batch:list, target:int|None, alpha:float) -> list:
-    "Explanations of the decodable `(name, image)` pairs of one batch"
+    "Explanations of the decodable `(name, image)` pairs of one batch, from one forward and one backward pass"
     ims = [im for _,im in batch]
-    p = clf.predict_arrays(np.stack([clf.spec(im) for im in ims]))
-    pred = p.argmax(1)
-    tgt = pred if target is None else np.full(len(ims), target)
+    maps = _cams(clf, cam, ims, None if target is None else [target]*len(ims))
+    p = probabilities(cam.outputs.detach().float().cpu().numpy(), clf.task, clf.temperature)
     out = []
-    for (name, im), cm, pi, k, t in zip(batch, _cams(clf, cam, ims, tgt), p, pred, tgt):
+    for (name, im), cm, pi in zip(batch, maps, p):
+        k, t = int(pi.argmax()), int(pi.argmax()) if target is None else target
         hm = map_to_original(cm, clf.spec, im.size)
         out.append(Explanation(name, clf.classes[k], float(pi[k]), clf.classes[t], float(pi[t]), hm,
                                overlay_image(im, hm, alpha)))
