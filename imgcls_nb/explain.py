@@ -222,7 +222,7 @@ def deletion_drop(clf, # A torch `Classifier`
     p = clf.predict_arrays(xs.reshape(len(masks), *x.shape))[:, k]
     return float(p0[k] - p[0]), float((p0[k] - p[1:]).mean())
 
-# %% ../nbs/17_explain.ipynb #502ba182
+# %% ../nbs/17_explain.ipynb #46aaae96
 def _unique_stem(path:str, used:set) -> str:
     "The file stem of `path`, made unique among `used` with -2, -3, ..."
     stem, k = Path(path).stem, 2
@@ -239,7 +239,7 @@ def _save(e:Explanation, out:Path, stem:str):
     atomic_write_bytes(out/f'{stem}.npy', buf.getvalue())
     atomic_write_bytes(out/f'{stem}.png', png.getvalue())
 
-# %% ../nbs/17_explain.ipynb #bd732d23
+# %% ../nbs/17_explain.ipynb #6fb41d9e
 EXPLAIN_FIELDS = ['path', 'label', 'score', 'target', 'target_score', 'map', 'overlay', 'error']
 
 def _row(e:Explanation, stem:str|None) -> dict:
