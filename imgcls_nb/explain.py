@@ -97,6 +97,10 @@ def target_layer(model, # The classifier's torch model
     root = getattr(model, 'backbone', model)
     if hasattr(root, 'blocks') and hasattr(root, 'patch_embed') and hasattr(root.blocks[-1], 'norm1'):
         return f'blocks.{len(root.blocks) - 1}.norm1', root.blocks[-1].norm1, tokens_to_grid(root)
+    if (clip := getattr(getattr(root, 'encoder', None), 'vision_model', None)) is not None:  # a `ClipProbe`
+        n = len(clip.encoder.layers)
+        name = f'encoder.vision_model.encoder.layers.{n - 1}.layer_norm1'
+        return name, clip.encoder.layers[-1].layer_norm1, tokens_to_grid(clip)
     p = next(model.parameters())
     x = torch.zeros(1, 3, size, size, dtype=p.dtype, device=p.device)
     name, module, nhwc = _last_spatial_child(model, root, x)
@@ -222,7 +226,7 @@ def deletion_drop(clf, # A torch `Classifier`
     p = clf.predict_arrays(xs.reshape(len(masks), *x.shape))[:, k]
     return float(p0[k] - p[0]), float((p0[k] - p[1:]).mean())
 
-# %% ../nbs/17_explain.ipynb #46aaae96
+# %% ../nbs/17_explain.ipynb #22ad6bb6
 def _unique_stem(path:str, used:set) -> str:
     "The file stem of `path`, made unique among `used` with -2, -3, ..."
     stem, k = Path(path).stem, 2
@@ -239,7 +243,7 @@ def _save(e:Explanation, out:Path, stem:str):
     atomic_write_bytes(out/f'{stem}.npy', buf.getvalue())
     atomic_write_bytes(out/f'{stem}.png', png.getvalue())
 
-# %% ../nbs/17_explain.ipynb #6fb41d9e
+# %% ../nbs/17_explain.ipynb #1129be35
 EXPLAIN_FIELDS = ['path', 'label', 'score', 'target', 'target_score', 'map', 'overlay', 'error']
 
 def _row(e:Explanation, stem:str|None) -> dict:
