@@ -80,3 +80,11 @@ def test_unknown_target_is_one_line_naming_the_labels(fm, tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 1 and "target 'hat' is not a label" in err and 'ankle-boot' in err, err
     assert not (tmp_path/'m').exists()
+
+def test_missing_grad_cam_names_the_extra(fm, tmp_path, capsys, monkeypatch):
+    import sys
+    from imgcls_nb.cli import main
+    monkeypatch.setitem(sys.modules, 'pytorch_grad_cam', None)  # as if grad-cam were not installed
+    code = main(['explain', str(sample_bundle()), str(sorted((fm/'valid'/'bag').iterdir())[0]), '--out', str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == 1 and "pip install 'imgcls_nb[explain]'" in err, err
