@@ -20,7 +20,8 @@ from .predict import iter_inputs
 
 # %% auto #0
 __all__ = ['CAM_METHODS', 'EXPLAIN_FIELDS', 'torch_classifier', 'can_explain', 'target_index', 'tokens_to_grid', 'target_layer',
-           'map_to_original', 'Explanation', 'overlay_image', 'explain', 'deletion_drop', 'explain_files']
+           'map_to_original', 'Explanation', 'overlay_image', 'explain', 'deletion_drop', 'explain_files',
+           'plot_heatmaps']
 
 # %% ../nbs/17_explain.ipynb #b6639af8
 def torch_classifier(clf, # A torch `Classifier`, or a bundle folder
@@ -279,3 +280,24 @@ def explain_files(bundle, # A bundle folder (loaded on the torch backend) or a t
     errors = [(r['path'], r['error']) for r in rows if r['error']]
     atomic_write_text(out/'explanations.csv', _csv_text(rows))
     return dict(explained=len(rows) - len(errors), errors=errors, index=str(out/'explanations.csv'))
+
+# %% ../nbs/17_explain.ipynb #33ed812e
+def _title(r) -> str:
+    "'true / predicted' and the probability, from the columns a row has"
+    p = getattr(r, 'prob', getattr(r, 'p_pred', None))
+    return f"{getattr(r, 'true', '?')} / {r.pred}" + ('' if p is None else f"\n{p:.2f}")
+
+def plot_heatmaps(items, # A DataFrame with `path` and `pred` (and `true`, `prob`) columns, e.g. `top_losses(res)`
+                  classifier, # The torch `Classifier` (or bundle folder) that predicted them
+                  ncols:int=3, # Images per row
+                 ):
+    "A grid of the images with the Grad-CAM map of each one's predicted class over it"
+    import matplotlib.pyplot as plt
+    clf, nrows = torch_classifier(classifier), max(1, -(-len(items)//ncols))
+    fig, axs = plt.subplots(nrows, ncols, figsize=(3*ncols, 3.2*nrows), squeeze=False)
+    for ax in axs.flat: ax.axis('off')
+    for ax, r in zip(axs.flat, items.itertuples()):
+        e = explain(clf, r.path, target=r.pred)
+        ax.imshow(e.overlay if e.error is None else load_image(r.path))
+        ax.set_title(_title(r), fontsize=9)
+    return fig
