@@ -22,7 +22,7 @@ from .monitor import monitor, least_certain, report_html as drift_report_html
 # %% auto #0
 __all__ = ['LAZY', 'COMMANDS', 'EXTRAS', 'lib', 'add_param', 'args_for', 'add_params', 'cmd_train', 'cmd_predict', 'cmd_zeroshot',
            'cmd_export', 'cmd_bench', 'cmd_evaluate', 'run_demo', 'cmd_demo', 'make_parser', 'missing_extra', 'main',
-           'cmd_monitor']
+           'cmd_monitor', 'cmd_explain']
 
 # %% ../nbs/22_cli.ipynb #64d86867
 LAZY = {
@@ -348,3 +348,28 @@ def cmd_monitor(a):
     print(json.dumps(rep.to_dict(), indent=2) if a.json else rep.summary())
 
 COMMANDS['monitor'] = (_monitor_options, cmd_monitor)
+
+# %% ../nbs/22_cli.ipynb #c73be955
+from .explain import CAM_METHODS, explain_files
+
+def _explain_options(p):
+    p.description = ("Grad-CAM heat maps of where the model looked. INPUTS are image files, folders, glob patterns "
+                     "or CSV files with a \"path\" column. Per image, --out gets <stem>.npy (the map: float32, the "
+                     "image's height x width, higher = more important) and <stem>.png (the map over the image), "
+                     "and explanations.csv lists them; unreadable files are listed with their reason and skipped. "
+                     "Runs on PyTorch (needs imgcls_nb[explain]).")
+    p.add_argument('bundle', help='bundle folder')
+    p.add_argument('inputs', nargs='+', help='image files, folders, glob patterns and/or CSV files of paths')
+    add_params(p, explain_files, 'out target method bs', method=dict(choices=list(CAM_METHODS)),
+               bs=dict(flag='--batch-size'), target=dict(metavar='LABEL'))
+
+def cmd_explain(a):
+    "Heat maps of where the model looked: <stem>.npy and <stem>.png per image"
+    r = explain_files(**args_for(explain_files, a, progress=sys.stderr.isatty()))
+    for path, reason in r['errors']: print(f"{path}: {reason}", file=sys.stderr)
+    bad = f"; {len(r['errors']):,} could not be read (listed above)" if r['errors'] else ''
+    print(f"explained {human_count(r['explained'], 'image')}{bad}; wrote {a.out} (index: {r['index']})",
+          file=sys.stderr)
+
+COMMANDS['explain'] = (_explain_options, cmd_explain)
+EXTRAS.update(pytorch_grad_cam='explain', ttach='explain', cv2='explain')

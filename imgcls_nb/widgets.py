@@ -22,7 +22,7 @@ from .video import is_video, predict_video
 
 # %% auto #0
 __all__ = ['SHADES', 'fit_size', 'thumbnail_png', 'plot_history', 'fig_png', 'TrainingMonitor', 'uploaded_files', 'upload_value',
-           'default_samples', 'PredictDashboard', 'timeline_html', 'shade_level', 'shade', 'cell_text',
+           'default_samples', 'PredictDashboard', 'heatmap_png', 'timeline_html', 'shade_level', 'shade', 'cell_text',
            'ConfusionExplorer', 'Cleaner', 'DriftMonitor']
 
 # %% ../nbs/21_widgets.ipynb #b072dc6d
@@ -222,6 +222,34 @@ def _gallery(self:PredictDashboard, samples) -> W.Widget:
     tiles = [W.VBox([W.Image(value=thumbnail_png(p, 56), format='png'), b]) for p,b in zip(paths, self.sample_buttons)]
     return W.HBox([*tiles, self.all_samples], layout=W.Layout(flex_flow='row wrap', align_items='flex-end'))
 
+# %% ../nbs/21_widgets.ipynb #6ba94864
+from .explain import explain, can_explain, torch_classifier
+
+def heatmap_png(classifier, # A torch `Classifier`
+                src, # A path, the file's bytes or a PIL image
+                size:int=96, # Longest side of the thumbnail
+                target=None, # Class to explain (default: the predicted one)
+               ) -> bytes:
+    "PNG bytes of a thumbnail of `src` with its Grad-CAM heat map over it (a crossed square when unreadable)"
+    e = explain(classifier, src, target=target)
+    return thumbnail_png(_broken(size) if e.error else e.overlay, size)
+
+_NO_GRADIENTS = "heat maps need gradients: load the bundle on the torch backend, load_bundle(path, 'torch')"
+
+@patch
+def _add_heat_toggle(self:PredictDashboard, card:_PredictionCard, x):
+    "A 'heat map' toggle under the card's thumbnail, swapping it for the overlay (computed on the first click)"
+    ok, image, shown = can_explain(self.clf), card.children[0].children[0], {}
+    tip = _NO_GRADIENTS if not ok else 'where the model looked for its answer' if hasattr(x, 'mode') else 'not an image'
+    card.heat = W.ToggleButton(description='heat map', tooltip=tip, disabled=not (ok and hasattr(x, 'mode')),
+                               layout=W.Layout(width='90px'))
+    shown[False] = image.value
+    def show(on):
+        if on not in shown: shown[on] = heatmap_png(self.clf, x, self.thumb)
+        image.value = shown[on]
+    card.heat.observe(lambda ch: self._safely(show, ch['new']), 'value')
+    card.children[0].children += (card.heat,)
+
 # %% ../nbs/21_widgets.ipynb #7866659d
 def _decoded(x):
     "`x` decoded once for both models and the thumbnail (left as it is if it cannot be: the models then say why)"
@@ -239,6 +267,7 @@ def classify(self:PredictDashboard, items:list, # (name, path or bytes) pairs
     self.fine = _named(self.clf.predict(inputs, self.top_k), names)
     self.zero = _named(self.zs.predict(inputs, self.top_k), names) if self.zs else []
     self.cards = [_PredictionCard(n, thumbnail_png(x, self.thumb)) for n,x in zip(names, inputs)]
+    for card, x in zip(self.cards, inputs): self._add_heat_toggle(card, x)
     self.results.children = self.cards
     self.render()
     self.seconds = time.perf_counter() - t0
@@ -462,7 +491,7 @@ def update(self:ConfusionExplorer):
 def _tile(self:ConfusionExplorer, r, t:str, p:str) -> W.VBox:
     "Thumbnail of one image of a cell, with the probability of the predicted class (and of the given one)"
     probs = f"{html.escape(p)} {r.p_pred:.2f}" + (f"<br>{html.escape(t)} {r.p_true:.2f}" if t != p else '')
-    return W.VBox([W.Image(value=thumbnail_png(r.path, self.thumb), format='png'), W.HTML(f"<small>{probs}</small>")],
+    return W.VBox([W.Image(value=self._thumb(r.path, p), format='png'), W.HTML(f"<small>{probs}</small>")],
                   layout=W.Layout(margin='2px'))
 
 @patch
@@ -477,6 +506,29 @@ def select(self:ConfusionExplorer, true, # Given class (name or index)
     self.caption.value = what + more
     self.detail.children = [self._tile(r, t, p) for r in df.head(self.max_images).itertuples()]
     return df
+
+# %% ../nbs/21_widgets.ipynb #04449ef0
+@patch
+def show_heatmaps(self:ConfusionExplorer, classifier, # The torch `Classifier` (or bundle folder) that `res` came from
+                 ) -> ConfusionExplorer:
+    "Add a 'heat maps' toggle: a cell's thumbnails then show where the model looked for the predicted class"
+    self.explainer = torch_classifier(classifier)
+    self.heat = W.ToggleButton(description='heat maps', tooltip='Grad-CAM of the predicted class over each image')
+    self.heat.observe(lambda _: self._reselect(), 'value')
+    self.children = [W.HBox([self.mode, self.heat]), *self.children[1:]]
+    return self
+
+@patch
+def _reselect(self:ConfusionExplorer):
+    "Show the selected cell again (its thumbnails with or without heat maps)"
+    if self.selection is not None and len(self.selection):
+        self.select(self.selection.true.iloc[0], self.selection.pred.iloc[0])
+
+@patch
+def _thumb(self:ConfusionExplorer, path, pred:str) -> bytes:
+    "A cell image's thumbnail; with the heat maps on, with its Grad-CAM map of class `pred` over it"
+    if getattr(self, 'heat', None) is None or not self.heat.value: return thumbnail_png(path, self.thumb)
+    return heatmap_png(self.explainer, path, self.thumb, target=pred)
 
 # %% ../nbs/21_widgets.ipynb #38b970ff
 class _CleanerCard(W.VBox):

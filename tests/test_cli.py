@@ -132,6 +132,7 @@ COMMANDS = {
     'monitor': (['B', 'x.jpg'], lambda: [cli.monitor, cli.least_certain],
                 {'json', 'report', 'sample_out'}),
 }
+COMMANDS['explain'] = (['B', 'x.jpg', '--out', 'D'], lambda: [cli.explain_files], set())
 
 def test_every_command_is_checked():
     assert set(COMMANDS) == set(cli.COMMANDS)
@@ -173,6 +174,7 @@ def test_choices_are_the_library_constants():
                 ('train', 'schedule'): cli.lib('SCHEDULES'), ('predict', 'format'): FORMATS,
                 ('predict', 'backend'): BACKENDS, ('predict', 'video_mode'): VIDEO_MODES,
                 ('zeroshot', 'format'): FORMATS, ('zeroshot', 'task'): TASKS, ('monitor', 'backend'): BACKENDS}
+    expected[('explain', 'method')] = tuple(cli.CAM_METHODS)
     found = {(cmd, x.dest): tuple(x.choices) for cmd in COMMANDS for x in _subparser(cmd)._actions if x.choices}
     assert found == {k: tuple(v) for k,v in expected.items()}
 
