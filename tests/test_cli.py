@@ -132,6 +132,10 @@ COMMANDS = {
     'monitor': (['B', 'x.jpg'], lambda: [cli.monitor, cli.least_certain],
                 {'json', 'report', 'sample_out'}),
 }
+COMMANDS.update({  # the label audit (chapter 16_audit)
+    'audit': (['DATA', '--out', 'a.csv'], lambda: [cli.lib('audit')], {'out', 'report'}),
+    'similar': (['B', 'q.jpg'], lambda: [cli.lib('SimilarityIndex').search], {'index', 'images', 'out'}),
+})
 
 def test_every_command_is_checked():
     assert set(COMMANDS) == set(cli.COMMANDS)
