@@ -349,7 +349,7 @@ def cmd_monitor(a):
 
 COMMANDS['monitor'] = (_monitor_options, cmd_monitor)
 
-# %% ../nbs/22_cli.ipynb #d0a704e3
+# %% ../nbs/22_cli.ipynb #794abf3d
 LAZY.update({'audit': 'imgcls_nb.audit:audit', 'audit_summary': 'imgcls_nb.audit:audit_summary',
              'write_audit_report': 'imgcls_nb.audit:write_report', 'SimilarityIndex': 'imgcls_nb.audit:SimilarityIndex',
              'index_dir': 'imgcls_nb.audit:index_dir'})
@@ -374,8 +374,9 @@ def cmd_audit(a):
     for r in t[t.error.fillna('') != ''].itertuples(): print(f"  unreadable: {r.path}: {r.error}")
 
 COMMANDS['audit'] = (_audit_options, cmd_audit)
+EXTRAS['cleanlab'] = 'audit'  # a missing cleanlab names the `audit` extra
 
-# %% ../nbs/22_cli.ipynb #0f8cf988
+# %% ../nbs/22_cli.ipynb #8a6ffc70
 def _similar_options(p):
     p.description = ("Find the indexed images most similar to each QUERY, by cosine similarity of the bundle's "
                      "embeddings (faiss when installed, else exact NumPy). --images builds the index and saves it in "

@@ -5,6 +5,7 @@ import numpy as np, pandas as pd, pytest
 from imgcls_nb.core import BundleError, DataError
 from imgcls_nb.audit import audit, SimilarityIndex, AUDIT_COLUMNS, review_order
 from imgcls_nb.cli import main
+from imgcls_nb.data import from_df
 from conftest import tree
 
 @pytest.fixture
@@ -18,9 +19,12 @@ def small(tmp_path, fm) -> Path:
                                        .read_bytes()[:60])
     return d
 
-def test_audit_lists_corrupt_files_with_reasons_and_moves_nothing(small, tmp_path):
+@pytest.fixture(scope='module')
+def cache(tmp_path_factory): return tmp_path_factory.mktemp('features')
+
+def test_audit_lists_corrupt_files_with_reasons_and_moves_nothing(small, tmp_path, cache):
     before = tree(small)
-    t = audit(small, cache=tmp_path/'cache', progress=False)
+    t = audit(small, cache=cache, progress=False)
     assert tree(small) == before and not (tmp_path/'small_quarantine').exists()
     assert list(t.columns) == AUDIT_COLUMNS
     bad = t[t.error != ''].set_index(t.path[t.error != ''].map(lambda p: Path(p).name)).error
@@ -61,3 +65,14 @@ def test_index_round_trip_is_atomic_and_exact(tmp_path):
     back = SimilarityIndex.load(folder)
     assert back.paths == idx.paths and np.array_equal(back.embeddings, e) and back.bundle == str(tmp_path/'b')
     with pytest.raises(DataError, match='no bundle'): SimilarityIndex(e, idx.paths).search([tmp_path/'x.png'])
+
+def test_multi_label_audit_has_per_label_issues(small, cache):
+    "A CSV source with ';'-separated tags: cleanlab's multi-label form, one issue per doubtful tag"
+    rows = [(str(p), 'footwear;summer' if p.parent.name == 'sandal' else 'bag') for p in sorted(small.rglob('*.png'))]
+    rows[0] = (rows[0][0], 'bag;summer')  # a bag tagged summer, like the sandals
+    src = from_df(pd.DataFrame(rows, columns=['path', 'label']), label_delim=';')
+    t = audit(src, cache=cache, progress=False)
+    ok = t[t.error == '']
+    assert len(ok) == 40 and set(ok.label) == {'bag', 'footwear;summer', 'bag;summer'}
+    assert ok.label_issues[ok.path == rows[0][0]].item() == 'summer'
+    assert set(';'.join(ok.label_issues).split(';')) <= {'', 'bag', 'footwear', 'summer'}
