@@ -303,7 +303,7 @@ def from_images(cls, bundle, # Bundle folder
     items = list(iter_inputs(images))
     if not items: raise DataError(f"{images}: no image files found")
     emb, pos, errs = bundle_embeddings(bundle, items, bs)
-    idx = cls(emb, [items[i] for i in pos], bundle)
+    idx = cls(emb, [items[i] for i in pos], Path(bundle).resolve())
     idx.errors = errs
     return idx
 

@@ -391,9 +391,11 @@ def _similar_options(p):
 def cmd_similar(a):
     "Find the most similar indexed images for query images, with a bundle's embeddings"
     SimilarityIndex, folder = lib('SimilarityIndex'), a.index or lib('index_dir')(a.bundle)
-    if a.images: lib('SimilarityIndex').from_images(a.bundle, a.images).save(folder)
+    if a.images: SimilarityIndex.from_images(a.bundle, a.images).save(folder)
     idx = SimilarityIndex.load(folder)
-    idx.bundle = str(a.bundle)
+    if idx.bundle and Path(idx.bundle).resolve() != Path(a.bundle).resolve():
+        raise DataError(f"{folder}: indexed with the embeddings of {idx.bundle}, not {a.bundle}; "
+                        "rebuild it with --images")
     csv_text = idx.search(a.queries, a.k).to_csv(index=False)
     if a.out: atomic_write_text(a.out, csv_text)
     else: print(csv_text, end='')

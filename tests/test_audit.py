@@ -76,3 +76,10 @@ def test_multi_label_audit_has_per_label_issues(small, cache):
     assert len(ok) == 40 and set(ok.label) == {'bag', 'footwear;summer', 'bag;summer'}
     assert ok.label_issues[ok.path == rows[0][0]].item() == 'summer'
     assert set(';'.join(ok.label_issues).split(';')) <= {'', 'bag', 'footwear', 'summer'}
+
+def test_similar_refuses_an_index_of_another_bundle(tmp_path, fm):
+    e = np.random.default_rng(2).normal(size=(5, 8)).astype(np.float32)
+    SimilarityIndex(e, [f'{i}.png' for i in range(5)], bundle=tmp_path/'other').save(tmp_path/'idx')
+    with contextlib.redirect_stderr(io.StringIO()) as err:
+        assert main(['similar', str(tmp_path/'b'), str(fm/'valid'/'bag'), '--index', str(tmp_path/'idx')]) == 1
+    assert 'rebuild it with --images' in err.getvalue()
