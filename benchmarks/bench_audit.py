@@ -15,7 +15,7 @@ files in an ImageFolder tree). Then, seeded:
    thresholds (the similarity of each copy to its original and of each image to its nearest other image are
    printed too: the threshold in `audit.DUP_THRESHOLD` is chosen from them).
 """
-import argparse, gzip, io, subprocess, sys, tempfile, time
+import argparse, gzip, io, shutil, subprocess, sys, tempfile, time
 from pathlib import Path
 import numpy as np, pandas as pd
 from PIL import Image
@@ -149,5 +149,6 @@ def main():
                          flagged_per_planted_image=flagged/(2*len(copies)), default=thr == DUP_THRESHOLD))
     print(f"\nNear-duplicates: {len(copies)} planted copies (jpeg70, resize90, shift2; every third under another class)")
     print(pd.DataFrame(rows).to_string(index=False, float_format=lambda v: f'{v:.3f}'))
+    shutil.rmtree(work)
 
 if __name__ == '__main__': main()
