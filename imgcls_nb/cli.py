@@ -22,7 +22,7 @@ from .monitor import monitor, least_certain, report_html as drift_report_html
 # %% auto #0
 __all__ = ['LAZY', 'COMMANDS', 'EXTRAS', 'lib', 'add_param', 'args_for', 'add_params', 'cmd_train', 'cmd_predict', 'cmd_zeroshot',
            'cmd_export', 'cmd_bench', 'cmd_evaluate', 'run_demo', 'cmd_demo', 'make_parser', 'missing_extra', 'main',
-           'cmd_monitor', 'cmd_explain']
+           'cmd_monitor', 'cmd_explain', 'cmd_audit', 'cmd_similar']
 
 # %% ../nbs/22_cli.ipynb #64d86867
 LAZY = {
@@ -373,3 +373,56 @@ def cmd_explain(a):
 
 COMMANDS['explain'] = (_explain_options, cmd_explain)
 EXTRAS.update(pytorch_grad_cam='explain', ttach='explain', cv2='explain')
+
+# %% ../nbs/22_cli.ipynb #794abf3d
+LAZY.update({'audit': 'imgcls_nb.audit:audit', 'audit_summary': 'imgcls_nb.audit:audit_summary',
+             'write_audit_report': 'imgcls_nb.audit:write_report', 'SimilarityIndex': 'imgcls_nb.audit:SimilarityIndex',
+             'index_dir': 'imgcls_nb.audit:index_dir'})
+
+def _audit_options(p):
+    p.description = ('Audit a labelled image folder (DATA/<class>/<image>, or DATA/train + DATA/valid): likely label '
+                     'errors (cleanlab on out-of-fold logistic regression), exact and near-duplicate groups (flagging '
+                     'train/valid leakage and conflicting labels) and outliers. Writes a CSV with a row per image; '
+                     'moves nothing.')
+    p.add_argument('data', help='labelled image folder')
+    p.add_argument('--out', required=True, help='CSV file to write (a row per image)')
+    p.add_argument('--report', help='HTML report file to write')
+    add_params(p, lib('audit'), 'bundle folds dup_threshold k cache seed')
+
+def cmd_audit(a):
+    "Find likely label errors, near-duplicates and outliers in a labelled folder"
+    t = lib('audit')(**args_for(lib('audit'), a, progress=sys.stderr.isatty()))
+    atomic_write_text(a.out, t.to_csv(index=False))
+    if a.report: lib('write_audit_report')(t, a.report, f"Label audit of {a.data}")
+    s = lib('audit_summary')(t)
+    print(', '.join(f"{k.replace('_', ' ')} {v:,}" for k,v in s.items()) + f"; table written to {a.out}")
+    for r in t[t.error.fillna('') != ''].itertuples(): print(f"  unreadable: {r.path}: {r.error}")
+
+COMMANDS['audit'] = (_audit_options, cmd_audit)
+EXTRAS['cleanlab'] = 'audit'  # a missing cleanlab names the `audit` extra
+
+# %% ../nbs/22_cli.ipynb #8a6ffc70
+def _similar_options(p):
+    p.description = ("Find the indexed images most similar to each QUERY, by cosine similarity of the bundle's "
+                     "embeddings (faiss when installed, else exact NumPy). --images builds the index and saves it in "
+                     "--index; without it the saved index is loaded. Prints query,rank,path,score,error as CSV.")
+    p.add_argument('bundle', help='bundle folder')
+    p.add_argument('queries', nargs='+', help='query image files, folders or glob patterns')
+    p.add_argument('--index', help='index folder (default: <bundle>_index beside the bundle)')
+    p.add_argument('--images', nargs='+', help='image files, folders or globs to index (builds and saves the index)')
+    p.add_argument('--out', help='CSV file to write (default: standard output)')
+    add_param(p, lib('SimilarityIndex').search, 'k')
+
+def cmd_similar(a):
+    "Find the most similar indexed images for query images, with a bundle's embeddings"
+    SimilarityIndex, folder = lib('SimilarityIndex'), a.index or lib('index_dir')(a.bundle)
+    if a.images: SimilarityIndex.from_images(a.bundle, a.images).save(folder)
+    idx = SimilarityIndex.load(folder)
+    if idx.bundle and Path(idx.bundle).resolve() != Path(a.bundle).resolve():
+        raise DataError(f"{folder}: indexed with the embeddings of {idx.bundle}, not {a.bundle}; "
+                        "rebuild it with --images")
+    csv_text = idx.search(a.queries, a.k).to_csv(index=False)
+    if a.out: atomic_write_text(a.out, csv_text)
+    else: print(csv_text, end='')
+
+COMMANDS['similar'] = (_similar_options, cmd_similar)

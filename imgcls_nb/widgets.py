@@ -18,6 +18,7 @@ from .bundle import Prediction, UNKNOWN, apply_unknown
 from .evaluate import cell_images, class_index, require_single_label
 from .ladder import agrees, comparison
 from .clean import DatasetEditor, data_root, label_issues, _inside
+from .audit import review_order
 from .video import is_video, predict_video
 
 # %% auto #0
@@ -537,7 +538,7 @@ class _CleanerCard(W.VBox):
         self.label = W.Dropdown(options=sorted(set(classes) | {label}), value=label, layout=W.Layout(width='198px'))
         self.keep_button, self.relabel_button, self.quarantine_button, self.undo_button = [
             W.Button(description=d, layout=W.Layout(width='98px')) for d in ('keep', 'relabel', 'quarantine', 'undo')]
-        self.caption, self.state = W.HTML(_issue_html(r)), W.HTML()
+        self.caption, self.state = W.HTML(_audit_html(r) if 'reason' in r else _issue_html(r)), W.HTML()
         buttons = [W.HBox([self.keep_button, self.relabel_button]), W.HBox([self.quarantine_button, self.undo_button])]
         super().__init__([W.Image(value=png, format='png'), self.caption, self.label, *buttons, self.state],
                          layout=W.Layout(border='1px solid #ddd', margin='2px', padding='4px', width='212px'))
@@ -547,10 +548,17 @@ def _issue_html(r) -> str:
     return (f"{warn}<small>given <b>{html.escape(r.given)}</b> {r.p_given:.2f}"
             f"<br>predicted <b>{html.escape(r.predicted)}</b> {r.p_pred:.2f}<br>loss {r.loss:.2f}</small>")
 
+def _audit_html(r) -> str:
+    "Caption of an audit row: why it is shown, given and suggested label, label quality, outlier score"
+    warn = f"<div style='color:#c62828'>&#9888; {html.escape(r.reason)}</div>" if r.reason != 'outlier score' else ''
+    group = '' if pd.isna(r.duplicate_group) else f"<br>duplicate group {r.duplicate_group}"
+    return (f"{warn}<small>given <b>{html.escape(r.given)}</b> quality {r.label_quality:.2f}"
+            f"<br>suggested <b>{html.escape(r.predicted)}</b><br>outlier {r.outlier_score:.2f}{group}</small>")
+
 # %% ../nbs/21_widgets.ipynb #eda07a6b
 class Cleaner(_StatusErrors, W.VBox):
     "Review likely label errors and top losses first; keep, relabel or quarantine each image (moved, logged, undoable)"
-    def __init__(self, res, # A single-label `EvalResult` whose paths lie in an ImageFolder tree
+    def __init__(self, res, # A single-label `EvalResult`, or an `audit` table, whose paths lie in an ImageFolder tree
                  root=None, # The tree's root (default: found from the paths with `data_root`)
                  quarantine=None, # Quarantine folder outside `root` (default: `<root>_quarantine`)
                  log=None, # Action log CSV (default: `actions.csv` in the quarantine folder)
@@ -558,10 +566,13 @@ class Cleaner(_StatusErrors, W.VBox):
                  thumb:int=96, # Thumbnail size
                  hi:float=0.8, lo:float=0.1, # Thresholds of a likely label error (see `label_issues`)
                 ):
-        require_single_label(res, 'Cleaner')
+        self.preselect = isinstance(res, pd.DataFrame)  # an audit: its suggested labels come preselected
+        if not self.preselect: require_single_label(res, 'Cleaner')
         super().__init__()
-        self.editor = DatasetEditor(root or data_root(res.paths), quarantine, log)
-        self.issues, self.classes = label_issues(res, hi, lo), list(res.classes)
+        self.issues = _audit_issues(res) if self.preselect else label_issues(res, hi, lo)
+        audit_classes = lambda: sorted(set(self.issues.given) | set(self.issues.predicted))
+        self.classes = audit_classes() if self.preselect else list(res.classes)
+        self.editor = DatasetEditor(root or data_root(self.issues.path), quarantine, log)
         self.per_page, self.thumb = per_page, thumb
         self.paths = list(self.issues.path)          # where each image is now
         self.done = [[] for _ in self.paths]         # ids of each image's actions, latest last
@@ -576,6 +587,11 @@ class Cleaner(_StatusErrors, W.VBox):
         self.add_class('imgcls-cleaner')
         self.show_page(0)
         self.refresh_report()
+
+def _audit_issues(t:pd.DataFrame) -> pd.DataFrame:
+    "An audit table in review order (`review_order`), with the columns the cleaner reads"
+    return review_order(t).assign(given=lambda d: d.label, predicted=lambda d: d.suggested_label,
+                                  suspect=lambda d: d.is_label_issue.astype(bool))
 
 # %% ../nbs/21_widgets.ipynb #29d2b956
 @patch
@@ -647,9 +663,15 @@ def _show_state(self:Cleaner, r:int, c:_CleanerCard):
     last = self.editor.actions().set_index('id').action.get(self.done[r][-1]) if self.done[r] else None
     if label is None: c.state.value = "<b style='color:#c62828'>quarantined</b>"
     else: c.state.value = f"<b>{last}</b> as {html.escape(label)}" if last else ''
-    if label is not None: c.label.value = label
+    if label is not None: c.label.value = self.suggested(r) or label
     for b in (c.relabel_button, c.quarantine_button, c.label): b.disabled = label is None
     c.undo_button.disabled = not self.done[r]
+
+@patch
+def suggested(self:Cleaner, r:int) -> str|None:
+    "The audit's suggested label of a likely label error not acted on yet (preselected in its card), else None"
+    if not (self.preselect and self.issues.suspect[r] and not self.done[r]): return None
+    return self.issues.predicted[r]
 
 @patch
 def refresh_report(self:Cleaner):

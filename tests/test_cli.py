@@ -133,6 +133,10 @@ COMMANDS = {
                 {'json', 'report', 'sample_out'}),
 }
 COMMANDS['explain'] = (['B', 'x.jpg', '--out', 'D'], lambda: [cli.explain_files], set())
+COMMANDS.update({  # the label audit (chapter 16_audit)
+    'audit': (['DATA', '--out', 'a.csv'], lambda: [cli.lib('audit')], {'out', 'report'}),
+    'similar': (['B', 'q.jpg'], lambda: [cli.lib('SimilarityIndex').search], {'index', 'images', 'out'}),
+})
 
 def test_every_command_is_checked():
     assert set(COMMANDS) == set(cli.COMMANDS)
