@@ -35,21 +35,26 @@ def _stop(tmp:Path, pids_of=_cluster_pids):
         while pids_of(tmp) and time.time() - t0 < 3: time.sleep(0.2)
 
 @pytest.fixture(scope='module')
-def cluster():
+def cluster(request):
     "HOST:PORT of a 2-CPU Ray head on 127.0.0.1, stopped (nothing left running) after the module's tests"
     port = _free_port()
     tmp = Path(f'/tmp/ray-imgcls-{port}')
+    path = [str(Path(__file__).parents[1])] + os.environ.get('PYTHONPATH', '').split(os.pathsep)
     env = dict(os.environ, RAY_USAGE_STATS_ENABLED='0', OMP_NUM_THREADS='1', RAY_AUTH_MODE='disabled',
-               PYTHONPATH=os.pathsep.join([str(Path(__file__).parents[1])] + os.environ.get('PYTHONPATH', '').split(os.pathsep)))
+               PYTHONPATH=os.pathsep.join(path))  # the workers import this checkout
     cmd = [str(BIN/'ray'), 'start', '--head', f'--port={port}', '--node-ip-address=127.0.0.1', '--num-cpus=2',
            '--include-dashboard=false', '--object-store-memory=200000000', '--disable-usage-stats', f'--temp-dir={tmp}']
+    log = tmp.with_name(tmp.name + '.log')
     try:
-        subprocess.run(cmd, env=env, check=True, capture_output=True, timeout=180)
+        with open(log, 'w') as fh: head = subprocess.Popen(cmd, env=env, stdout=fh, stderr=subprocess.STDOUT)
+        request.getfixturevalue('bundle')  # exported while the head starts
+        assert head.wait(180) == 0, log.read_text()
         yield f'127.0.0.1:{port}'
     finally:
         _stop(tmp)
         left = _cluster_pids(tmp)
         shutil.rmtree(tmp, ignore_errors=True)
+        log.unlink(missing_ok=True)
         assert not left, f'Ray processes outlived the test cluster: {left}'
 
 @pytest.fixture(scope='module')
