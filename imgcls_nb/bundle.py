@@ -327,9 +327,10 @@ REGISTRY = {
     'backend': {'torch': 'imgcls_nb.models:Classifier', 'onnx': 'imgcls_nb.runtime:OnnxClassifier'},
     'head': {'timm': 'imgcls_nb.models:timm_model', 'multi_scale': 'imgcls_nb.models:multiscale_model',
              'clip': 'imgcls_nb.models:clip_probe'},
+    'engine': {'ray': 'imgcls_nb.distributed:predict_ray'}, # `predict_files(engine=...)` beyond the local one
 }
 EXTRA_OF = {'torch': 'train', 'timm': 'train', 'safetensors': 'train', 'onnxruntime': 'runtime', 'onnx': 'train',
-            'transformers': 'zeroshot'}
+            'transformers': 'zeroshot', 'ray': 'distributed', 'accelerate': 'distributed'}
 
 def resolve(group:str, # 'backend' or 'head'
             kind:str, # A name in `REGISTRY[group]`

@@ -13,7 +13,7 @@ from . import __version__
 from .core import *
 from .data import TASKS, DataSource, from_folder, from_csv, from_df, dataset_report, sample_data
 from .preprocess import AUG_PRESETS
-from .bundle import BACKENDS, load_bundle
+from .bundle import BACKENDS, REGISTRY, load_bundle
 from .predict import FORMATS, predict_files, iter_inputs, benchmark_bundle, zeroshot_predict
 from .predict import open_writer, prediction_row, row_fields
 from .video import VIDEO_MODES, predict_media
@@ -147,13 +147,15 @@ def _predict_options(p):
     add_params(p, predict_files, 'out format top_k backend bs workers decode_threads threads resume tta embeddings',
                format=dict(choices=FORMATS), backend=dict(choices=BACKENDS), bs=dict(flag='--batch-size'))
     add_params(p, predict_media, 'video_mode fps smooth', video_mode=dict(choices=VIDEO_MODES))
+    add_params(p, predict_files, 'engine address', engine=dict(choices=('local', *REGISTRY['engine'])),
+               address=dict(flag='--ray-address'))
 
 def _progress(a) -> bool: return a.out is not None and sys.stderr.isatty()
 
 def cmd_predict(a):
     "Classify image files, folders, globs or CSV lists with a bundle"
-    kw = args_for(predict_files, a) | args_for(predict_media, a, clf=a.bundle, top_k=max(1, a.top_k))
-    r = predict_media(**kw, progress=_progress(a))
+    run = predict_media if a.engine == 'local' else predict_files  # other engines classify images only
+    r = run(**args_for(predict_files, a) | args_for(run, a, clf=a.bundle, top_k=max(1, a.top_k)), progress=_progress(a))
     msg = f"classified {r['classified']:,} images with {r['backend']} at {r['images_per_s']:.0f} images/s"
     msg += f"; {r['unreadable']:,} could not be read (see the error column)" if r['unreadable'] else ''
     msg += f"; {human_count(r['routed'], 'video')}" if r['routed'] else ''

@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 from .core import *
 from .data import image_extensions, sample_data
 from .preprocess import PreprocessSpec
-from .bundle import Prediction, decode_input, load_bundle, read_config, has_onnx, INPUT_STATS
+from .bundle import Prediction, decode_input, load_bundle, read_config, has_onnx, resolve, INPUT_STATS
 from .zeroshot import ZeroShotClassifier, DEFAULT_MODEL, read_templates
 from .bench import backend_rates
 
@@ -312,6 +312,11 @@ def _feature_rows(clf, paths, x, errs, top_k, tta):
     return rows
 
 # %% ../nbs/13_predict.ipynb #2a4a2280
+def _other_engine(engine:str, clf, inputs, out, routes, embeddings, **kwargs) -> dict:
+    "`predict_files` on another engine, looked up by name in the bundle registry (this module does not import it)"
+    if routes or embeddings: raise ImgclsError(f"engine={engine!r} classifies images only: no videos, no --embeddings")
+    return resolve('engine', engine)(clf, inputs, out, **kwargs)
+
 def predict_files(clf, # A classifier (`load_classifier`), or a bundle folder
                   inputs, # Folders, globs, CSV files of paths, image files (see `iter_inputs`)
                   out=None, # Output file (.csv, .jsonl, .parquet) or text stream; default stdout
@@ -328,8 +333,13 @@ def predict_files(clf, # A classifier (`load_classifier`), or a bundle folder
                   routes:dict|None=None, # {'.ext': f(classifier, path) -> rows} for inputs that are not images
                   fields:list|None=None, # Output columns (default `row_fields(top_k)`); a row may leave some out
                   embeddings:bool=False, # Also write every class's probability and the embedding (Parquet, JSONL)
+                  engine:str='local', # 'local', or 'ray' (Ray Data: chapter `distributed`, imgcls_nb[distributed])
+                  address:str|None=None, # engine='ray': a Ray cluster's HOST:PORT (None: a local Ray for the call)
                  ) -> dict:
     "Classify every input, streaming rows to `out`; returns counts, time and images/s"
+    if engine != 'local': return _other_engine(engine, clf, inputs, out, routes, embeddings, format=format,
+                                               top_k=top_k, bs=bs, resume=resume, tta=tta, backend=backend,
+                                               threads=threads, progress=progress, address=address)
     workers, routes, held = default_workers() if workers is None else workers, routes or {}, []
     if isinstance(clf, (str, Path)):
         clf = load_classifier(clf, backend, threads, spinning=not (workers or decode_threads))
