@@ -7,7 +7,7 @@ import pandas as pd, pytest
 from imgcls_nb import cli
 from imgcls_nb.data import TASKS, from_folder, from_df
 from imgcls_nb.preprocess import AUG_PRESETS
-from imgcls_nb.bundle import BACKENDS
+from imgcls_nb.bundle import BACKENDS, REGISTRY
 from imgcls_nb.predict import FORMATS, predict_files, zeroshot_predict, benchmark_bundle
 from imgcls_nb.video import VIDEO_MODES, predict_media
 
@@ -179,6 +179,7 @@ def test_choices_are_the_library_constants():
                 ('predict', 'backend'): BACKENDS, ('predict', 'video_mode'): VIDEO_MODES,
                 ('zeroshot', 'format'): FORMATS, ('zeroshot', 'task'): TASKS, ('monitor', 'backend'): BACKENDS}
     expected[('explain', 'method')] = tuple(cli.CAM_METHODS)
+    expected[('predict', 'engine')] = ('local', *REGISTRY['engine'])
     found = {(cmd, x.dest): tuple(x.choices) for cmd in COMMANDS for x in _subparser(cmd)._actions if x.choices}
     assert found == {k: tuple(v) for k,v in expected.items()}
 
