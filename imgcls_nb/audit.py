@@ -147,6 +147,7 @@ def near_pairs(u:np.ndarray, # Unit embeddings per image (`unit_rows`)
     p = similar_pairs(u, threshold)
     if images is None or not len(p): return p
     rows, inv = np.unique(p, return_inverse=True)
+    images = list(images)  # a Series indexes by label
     t, inv = detail_thumbs([images[i] for i in rows], size), inv.reshape(p.shape)
     keep = np.concatenate([shift_ncc(t[inv[s:s + chunk, 0]], t[inv[s:s + chunk, 1]]) >= pixel_threshold
                            for s in range(0, len(p), chunk)])
