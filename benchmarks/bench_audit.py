@@ -11,9 +11,11 @@ files in an ImageFolder tree). Then, seeded:
    beside cleanlab's `find_label_issues` on 5-fold out-of-fold logistic regression on raw pixels, same images.
 2. near-duplicates: `--copies` training images get a planted copy each, a third JPEG-recompressed (quality 70),
    a third resized to 90%, a third shifted by 2 pixels; every third copy is filed under another class. Share of
-   copies grouped with their original, and images flagged (in a duplicate group) per planted copy, for several
-   thresholds (the similarity of each copy to its original and of each image to its nearest other image are
-   printed too: the threshold in `audit.DUP_THRESHOLD` is chosen from them).
+   copies grouped with their original, and images flagged (in a duplicate group) per planted image, for several
+   thresholds of the embedding alone (the similarity of each copy to its original and of each image to its
+   nearest other image are printed too), then for the audit's rule: candidates from the embedding at
+   `audit.DUP_THRESHOLD`, confirmed by the detail correlation (`shift_ncc`) at several thresholds, the default
+   `audit.PIXEL_THRESHOLD` marked (chosen on seed 1, confirmed on seed 2).
 """
 import argparse, gzip, io, shutil, subprocess, sys, tempfile, time
 from pathlib import Path
@@ -123,7 +125,8 @@ def main():
     print(pd.DataFrame(rows).to_string(index=False, float_format=lambda v: f'{v:.3f}'))
 
     copies = plant_copies(data, a.copies, flipped, a.seed + 2)
-    from imgcls_nb.audit import image_features, unit_rows, duplicate_groups, DUP_THRESHOLD
+    from imgcls_nb.audit import image_features, unit_rows, duplicate_groups, DUP_THRESHOLD, PIXEL_THRESHOLD
+    from imgcls_nb.audit import detail_thumbs, shift_ncc, similar_pairs
     from imgcls_nb.data import from_folder
     src = from_folder(data, valid_pct=0.0)
     t0 = time.perf_counter()
@@ -139,16 +142,51 @@ def main():
     others = S[[pos[p] for p in paths if p not in planted]][:, [pos[p] for p in paths if p not in planted]].max(1)
     print('nearest other image, unplanted images: quantiles 50/90/99/99.9/max',
           np.round(np.quantile(others, [0.5, 0.9, 0.99, 0.999, 1]), 3))
-    rows = []
-    for thr in sorted({*np.round(np.arange(0.80, 0.951, 0.01), 2), DUP_THRESHOLD}):
-        g = duplicate_groups(src.items.hash, u, thr)
+    def score(g):
         grp = dict(zip(paths, g))
         found = sum(pd.notna(grp[c]) and grp[c] == grp[o] for c, o in copies.items())
         flagged = int(g.notna().sum())
-        rows.append(dict(threshold=thr, grouped_with_original=found/len(copies), images_flagged=flagged,
-                         flagged_per_planted_image=flagged/(2*len(copies)), default=thr == DUP_THRESHOLD))
-    print(f"\nNear-duplicates: {len(copies)} planted copies (jpeg70, resize90, shift2; every third under another class)")
+        return dict(grouped_with_original=found/len(copies), images_flagged=flagged,
+                    flagged_per_planted_image=flagged/(2*len(copies)))
+    rows = [dict(threshold=thr, **score(duplicate_groups(src.items.hash, u, thr)))
+            for thr in np.round(np.arange(0.80, 0.951, 0.01), 2)]
+    print(f"\nNear-duplicates: {len(copies)} planted copies (jpeg70, resize90, shift2; "
+          "every third under another class)")
+    print("By the embedding alone (cosine threshold):")
     print(pd.DataFrame(rows).to_string(index=False, float_format=lambda v: f'{v:.3f}'))
+
+    t0 = time.perf_counter()
+    cand = similar_pairs(u, DUP_THRESHOLD)
+    T = detail_thumbs(paths)
+    ncc = shift_ncc(T[cand[:, 0]], T[cand[:, 1]])
+    secs = time.perf_counter() - t0
+    cp = np.array([[pos[c], pos[o]] for c, o in copies.items()])
+    own = pd.DataFrame(dict(kind=own.kind, ncc=shift_ncc(T[cp[:, 0]], T[cp[:, 1]])))
+    key = {tuple(sorted(x)) for x in cp.tolist()}
+    other = ncc[[tuple(x) not in key for x in cand.tolist()]]
+    print(f"\nCandidates at embedding similarity >= DUP_THRESHOLD {DUP_THRESHOLD}: {len(cand)} pairs, holding "
+          f"{len(key & set(map(tuple, cand.tolist())))} of {len(copies)} copies; pixel check {secs:.1f} s")
+    print("Detail correlation (shift_ncc of detail_thumbs) of each planted copy with its original:")
+    print(own.groupby('kind').ncc.describe()[['min', '25%', '50%', 'max']].to_string(float_format=lambda v: f'{v:.3f}'))
+    print('other candidate pairs: quantiles 50/90/99/99.9/max',
+          np.round(np.quantile(other, [0.5, 0.9, 0.99, 0.999, 1]), 3))
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+    def groups(pairs):  # as duplicate_groups, from the pairs scored above (no exact copies are planted)
+        _, comp = connected_components(coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])),
+                                                  shape=(len(u), len(u))), directed=False)
+        return pd.Series(np.where(np.bincount(comp)[comp] > 1, comp, -1)).replace(-1, pd.NA)
+    rows = [dict(pixel_threshold=thr, **score(groups(cand[ncc >= thr])), default=thr == PIXEL_THRESHOLD)
+            for thr in sorted({*np.round(np.arange(0.84, 0.961, 0.01), 2), PIXEL_THRESHOLD})]
+    t0 = time.perf_counter()
+    g = duplicate_groups(src.items.hash, u, DUP_THRESHOLD, paths)  # the audit's own call
+    rows.append(dict(pixel_threshold='duplicate_groups', **score(g), default=True))
+    print(f"duplicate_groups with the defaults: {time.perf_counter() - t0:.1f} s")
+    print(f"The audit's rule: embedding >= {DUP_THRESHOLD} and detail correlation >= threshold:")
+    print(pd.DataFrame(rows).to_string(index=False, float_format=lambda v: f'{v:.3f}'))
+    d = rows[-1]
+    print(f"seed {a.seed}: default rule groups {d['grouped_with_original']:.0%} of the copies, "
+          f"{d['images_flagged']} images flagged ({d['flagged_per_planted_image']:.2f} per planted image)")
     shutil.rmtree(work)
 
 if __name__ == '__main__': main()

@@ -20,9 +20,10 @@ from .models import DEFAULT_ARCH
 from .ladder import cached_features, _fit_linear, _probe_model
 
 # %% auto #0
-__all__ = ['MAX_QUALITY', 'DUP_THRESHOLD', 'AUDIT_COLUMNS', 'image_features', 'bundle_embeddings', 'oof_probs', 'label_issues',
-           'unit_rows', 'similar_pairs', 'duplicate_groups', 'outlier_scores', 'audit', 'audit_summary', 'review_order',
-           'report_html', 'write_report', 'SimilarityIndex', 'index_dir']
+__all__ = ['MAX_QUALITY', 'DUP_THRESHOLD', 'PIXEL_THRESHOLD', 'THUMB', 'AUDIT_COLUMNS', 'image_features', 'bundle_embeddings',
+           'oof_probs', 'label_issues', 'unit_rows', 'similar_pairs', 'detail_thumbs', 'shift_ncc', 'near_pairs',
+           'duplicate_groups', 'outlier_scores', 'audit', 'audit_summary', 'review_order', 'report_html',
+           'write_report', 'SimilarityIndex', 'index_dir']
 
 # %% ../nbs/16_audit.ipynb #f5a6afe8
 def image_features(src:DataSource, # The images to embed
@@ -97,7 +98,9 @@ def label_issues(y:np.ndarray, # Class indices, or multi-hot rows for multi-labe
     return pd.DataFrame(f(np.asarray(y), np.asarray(probs), list(classes), max_quality))
 
 # %% ../nbs/16_audit.ipynb #8c72096a
-DUP_THRESHOLD = 0.87 # Cosine similarity of centred embeddings from which two images are near-duplicates (measured)
+DUP_THRESHOLD = 0.6 # Cosine similarity of centred embeddings from which two images are candidate near-duplicates
+PIXEL_THRESHOLD = 0.9 # Detail correlation (`shift_ncc` of `detail_thumbs`) from which a candidate is a copy
+THUMB = 28 # Side of those thumbnails, in pixels (measured on 28-pixel Fashion-MNIST)
 
 def unit_rows(e:np.ndarray, centre:np.ndarray|None=None) -> np.ndarray:
     "Rows of `e` centred (on `centre`, default their mean) and scaled to unit length, as float32"
@@ -113,14 +116,53 @@ def similar_pairs(u:np.ndarray, # Unit rows
         out.append(np.stack([i + s, j], 1)[i + s < j])
     return np.concatenate(out) if out else np.zeros((0, 2), int)
 
+# %% ../nbs/16_audit.ipynb #5d1e7c3a
+def detail_thumbs(images, # Paths or PIL images
+                  size:int=THUMB) -> np.ndarray:
+    "(n, size, size) float32 greyscale thumbnails minus their Gaussian blur (sigma 2 pixels): the fine detail"
+    from scipy.ndimage import gaussian_filter
+    load = lambda x: x if isinstance(x, Image.Image) else load_image(x, draft=size)
+    t = np.stack([np.asarray(load(x).convert('L').resize((size, size), Image.BILINEAR), np.float32) for x in images])
+    return t - gaussian_filter(t, (0, 2, 2))
+
+def shift_ncc(a:np.ndarray, b:np.ndarray, # (n, h, w) image pairs, a[k] with b[k]
+              r:int=2) -> np.ndarray:
+    "Per pair, the highest correlation of the two over their overlap when one is shifted by up to `r` pixels"
+    h, w = a.shape[1:]
+    best = np.full(len(a), -1.0, np.float32)
+    for dy in range(-r, r + 1):
+        for dx in range(-r, r + 1):
+            x = a[:, max(dy, 0):h + min(dy, 0), max(dx, 0):w + min(dx, 0)].reshape(len(a), -1)
+            y = b[:, max(-dy, 0):h + min(-dy, 0), max(-dx, 0):w + min(-dx, 0)].reshape(len(a), -1)
+            x, y = x - x.mean(1, keepdims=True), y - y.mean(1, keepdims=True)
+            c = (x*y).sum(1)/np.maximum(np.sqrt((x*x).sum(1)*(y*y).sum(1)), 1e-9)
+            best = np.maximum(best, c)
+    return best
+
+def near_pairs(u:np.ndarray, # Unit embeddings per image (`unit_rows`)
+               images=None, # Paths or PIL images per row of `u` (None: the embedding alone decides)
+               threshold:float=DUP_THRESHOLD, pixel_threshold:float=PIXEL_THRESHOLD,
+               size:int=THUMB, chunk:int=4096) -> np.ndarray:
+    "(i, j) near-duplicate pairs: embedding similarity at least `threshold`, detail correlation `pixel_threshold`"
+    p = similar_pairs(u, threshold)
+    if images is None or not len(p): return p
+    rows, inv = np.unique(p, return_inverse=True)
+    images = list(images)  # a Series indexes by label
+    t, inv = detail_thumbs([images[i] for i in rows], size), inv.reshape(p.shape)
+    keep = np.concatenate([shift_ncc(t[inv[s:s + chunk, 0]], t[inv[s:s + chunk, 1]]) >= pixel_threshold
+                           for s in range(0, len(p), chunk)])
+    return p[keep]
+
 # %% ../nbs/16_audit.ipynb #1c788486
 def duplicate_groups(hashes, # Content hash per image (None: near-duplicates only)
                      u:np.ndarray, # Unit embeddings per image (`unit_rows`)
-                     threshold:float=DUP_THRESHOLD) -> pd.Series:
+                     threshold:float=DUP_THRESHOLD, # Embedding similarity of candidate near-duplicates
+                     images=None, # Paths or PIL images per image, for the pixel check (None: embedding only)
+                     pixel_threshold:float=PIXEL_THRESHOLD) -> pd.Series:
     "Group number per image (1, 2, ... in order of first member; <NA> when it has no duplicate)"
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
-    pairs = [similar_pairs(u, threshold)]
+    pairs = [near_pairs(u, images, threshold, pixel_threshold)]
     if hashes is not None:
         codes = pd.factorize(pd.Series(list(hashes)))[0]
         first = pd.Series(np.arange(len(codes))).groupby(codes).transform('min').to_numpy()
@@ -164,7 +206,8 @@ def audit(data, # A `DataSource`, or an ImageFolder path (root/<class>/<image>, 
           folds:int=5, # Folds of the out-of-fold logistic regression
           C:float=0.02, # Its inverse regularisation strength
           max_quality:float=MAX_QUALITY, # Single-label: flag cleanlab's issues only below this label quality
-          dup_threshold:float=DUP_THRESHOLD, # Cosine similarity from which two images are near-duplicates
+          dup_threshold:float=DUP_THRESHOLD, # Embedding similarity of candidate near-duplicates
+          pixel_threshold:float=PIXEL_THRESHOLD, # Detail correlation that confirms a candidate
           k:int=10, # Neighbours of the outlier score
           cache=None, # Feature cache folder (default: the user cache; False: none)
           seed:int=42, progress:bool=True) -> pd.DataFrame:
@@ -178,7 +221,8 @@ def audit(data, # A `DataSource`, or an ImageFolder path (root/<class>/<image>, 
     u = unit_rows(X)
     t = pd.DataFrame(dict(path=src.items.path.astype(str).to_numpy(), label=[';'.join(l) for l in src.items.labels],
                           split=np.where(src.items.is_valid, 'valid', 'train'), error=''))
-    t = pd.concat([t, issues], axis=1).assign(duplicate_group=duplicate_groups(src.items.get('hash'), u, dup_threshold),
+    groups = duplicate_groups(src.items.get('hash'), u, dup_threshold, list(src.items.path), pixel_threshold)
+    t = pd.concat([t, issues], axis=1).assign(duplicate_group=groups,
                                               outlier_score=outlier_scores(u, k))
     t = _group_flags(t).reindex(columns=AUDIT_COLUMNS)
     return pd.concat([t, _bad_rows(src.bad_files)], ignore_index=True) if len(src.bad_files) else t
