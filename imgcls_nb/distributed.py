@@ -189,9 +189,13 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 def _main_result(fn, out:str, *args):
-    "Run `fn(*args)`; the main process (rank 0) pickles what it returned to `out`"
-    res = fn(*args)
-    if os.environ.get('RANK', '0') == '0':
+    "Run `fn(*args)`; the main process (rank 0) pickles what it returned to `out`, a failing one its error"
+    rank = os.environ.get('RANK', '0')
+    try: res = fn(*args)
+    except Exception as e:
+        Path(f"{out}.{rank}.err").write_text(f"{type(e).__name__}: {e}")
+        raise
+    if rank == '0':
         with open(out, 'wb') as fh: pickle.dump(res, fh)
 
 # %% ../nbs/20_distributed.ipynb #c03c5955
@@ -208,6 +212,7 @@ def launch_processes(fn, # Run as `fn(*args)` in each process
         try: launcher(_main_result, (fn, str(out), *args), num_processes=n, use_port=str(_free_port()),
                       master_addr='127.0.0.1')
         except Exception as e:
-            reason = next((l for l in str(e).splitlines() if l.strip()), type(e).__name__)
-            raise ImgclsError(f"training in {n} processes failed: {reason} (each process's error is above)") from None
+            errs = sorted(Path(d).glob('*.err'))
+            reason = errs[0].read_text() if errs else f"{type(e).__name__}: {e}"
+            raise ImgclsError(f"training in {n} processes failed: {reason}") from None
         with open(out, 'rb') as fh: return pickle.load(fh)
