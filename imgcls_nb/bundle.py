@@ -328,6 +328,7 @@ REGISTRY = {
     'head': {'timm': 'imgcls_nb.models:timm_model', 'multi_scale': 'imgcls_nb.models:multiscale_model',
              'clip': 'imgcls_nb.models:clip_probe'},
     'engine': {'ray': 'imgcls_nb.distributed:predict_ray'}, # `predict_files(engine=...)` beyond the local one
+    'launcher': {'accelerate': 'imgcls_nb.distributed:launch_processes'}, # `train(processes=N)`
 }
 EXTRA_OF = {'torch': 'train', 'timm': 'train', 'safetensors': 'train', 'onnxruntime': 'runtime', 'onnx': 'train',
             'transformers': 'zeroshot', 'ray': 'distributed', 'accelerate': 'distributed'}

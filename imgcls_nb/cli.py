@@ -16,6 +16,7 @@ from .preprocess import AUG_PRESETS
 from .bundle import BACKENDS, REGISTRY, load_bundle
 from .predict import FORMATS, predict_files, iter_inputs, benchmark_bundle, zeroshot_predict
 from .predict import open_writer, prediction_row, row_fields
+from .distributed import check_processes
 from .video import VIDEO_MODES, predict_media
 from .monitor import monitor, least_certain, report_html as drift_report_html
 
@@ -112,7 +113,7 @@ def _train_options(p):
     p.add_argument('--csv', help='CSV of image paths and labels (paths relative to DATA)')
     delim = f"separator of the labels in a cell (with --multi-label: {_LABEL_DELIM!r} if not given)"
     add_params(p, from_df, 'path_col label_col valid_col label_delim', label_delim=dict(help=delim))
-    add_params(p, lib('train'), 'ckpt_dir resume')
+    add_params(p, lib('train'), 'ckpt_dir resume processes')
 
 # %% ../nbs/22_cli.ipynb #b869856f
 def _source(a) -> DataSource:
@@ -125,6 +126,7 @@ def _delim(a) -> str|None: return (a.label_delim or _LABEL_DELIM) if a.multi_lab
 
 def cmd_train(a):
     "Fine-tune a pretrained backbone and save a bundle"
+    if a.processes != 1: check_processes(a.processes)  # at once, not after reading the data
     src = _source(a)
     print(dataset_report(src).summary())
     train = lib('train')

@@ -1,4 +1,4 @@
-"""Beyond one machine: batch prediction on a Ray cluster, with the local engine's rows
+"""Beyond one process: batch prediction on a Ray cluster with the local engine's rows, and training on several GPUs or cores with Accelerate
 
 Docs: https://imgcls-nb.github.io/imgcls_nb/distributed.html.md"""
 
@@ -6,7 +6,7 @@ Docs: https://imgcls-nb.github.io/imgcls_nb/distributed.html.md"""
 
 # %% ../nbs/20_distributed.ipynb #9bc2ab5e
 from __future__ import annotations
-import logging, os, socket, time
+import logging, os, pickle, socket, tempfile, time
 from contextlib import contextmanager
 from pathlib import Path
 import numpy as np
@@ -19,7 +19,8 @@ from .predict import iter_inputs, load_classifier, output_format, done_paths, op
 from .predict import _prepare, _rows, _batches, _arrow_type  # the local engine's own steps
 
 # %% auto #0
-__all__ = ['check_address', 'ray_session', 'Resized', 'decode_batch', 'row_schema', 'BatchClassifier', 'predict_ray']
+__all__ = ['check_address', 'ray_session', 'Resized', 'decode_batch', 'row_schema', 'BatchClassifier', 'predict_ray',
+           'check_processes', 'launch_processes']
 
 # %% ../nbs/20_distributed.ipynb #ec565e69
 def _ray():
@@ -157,3 +158,61 @@ def predict_ray(clf, # A bundle folder (or a classifier loaded from one)
     return dict(classified=n - bad, unreadable=bad, skipped=len(done), seconds=dt, images_per_s=n/dt if dt else 0.0,
                 backend=used, engine='ray', actors=actors, address=address, out=None if stream else str(out),
                 routed=0, routed_errors=0)
+
+# %% ../nbs/20_distributed.ipynb #c574905e
+def check_processes(n:int, # Processes asked for
+                    device:str|None=None, # 'cuda' counts GPUs, 'cpu' cores (default: `default_device()`)
+                   ) -> int:
+    "`n`, or an error naming the limit when this machine has fewer GPUs (or cores, on the CPU)"
+    device = device or default_device()
+    if device.startswith('cuda'):
+        import torch
+        limit, what = torch.cuda.device_count(), 'GPUs'
+    else: limit, what = (available_cores(), 'cores') if device == 'cpu' else (1, f'{device} device')
+    if not 1 <= n <= limit:
+        raise ImgclsError(f"processes={n}: this machine has {limit} {what} available for training; use 1 to {limit} "
+                          "(one process per GPU, or per core on the CPU)")
+    return n
+
+# %% ../nbs/20_distributed.ipynb #777513d8
+def _accelerate():
+    "The `accelerate` module, or an error that says how to install it"
+    try: import accelerate
+    except ImportError:
+        raise ImgclsError("multi-process training needs accelerate: pip install 'imgcls_nb[distributed]'") from None
+    return accelerate
+
+def _free_port() -> int:
+    "A TCP port free on 127.0.0.1 right now"
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+def _main_result(fn, out:str, *args):
+    "Run `fn(*args)`; the main process (rank 0) pickles what it returned to `out`, a failing one its error"
+    rank = os.environ.get('RANK', '0')
+    try: res = fn(*args)
+    except Exception as e:
+        Path(f"{out}.{rank}.err").write_text(f"{type(e).__name__}: {e}")
+        raise
+    if rank == '0':
+        with open(out, 'wb') as fh: pickle.dump(res, fh)
+
+# %% ../nbs/20_distributed.ipynb #c03c5955
+def launch_processes(fn, # Run as `fn(*args)` in each process
+                     args:tuple, # Its arguments
+                     n:int, # Processes (at most the GPUs, or the cores on the CPU)
+                     device:str|None=None, # 'cuda' or 'cpu' (default: `default_device()`)
+                    ):
+    "Run `fn(*args)` in `n` processes with Accelerate and return what the main process returned"
+    check_processes(n, device)
+    launcher = _accelerate().notebook_launcher
+    with tempfile.TemporaryDirectory() as d:
+        out = Path(d)/'result.pkl'
+        try: launcher(_main_result, (fn, str(out), *args), num_processes=n, use_port=str(_free_port()),
+                      master_addr='127.0.0.1')
+        except Exception as e:
+            errs = sorted(Path(d).glob('*.err'))
+            reason = errs[0].read_text() if errs else f"{type(e).__name__}: {e}"
+            raise ImgclsError(f"training in {n} processes failed: {reason}") from None
+        with open(out, 'rb') as fh: return pickle.load(fh)

@@ -6,7 +6,7 @@ Docs: https://imgcls-nb.github.io/imgcls_nb/train.html.md"""
 
 # %% ../nbs/08_train.ipynb #1ce633df
 from __future__ import annotations
-import contextlib, copy, hashlib, importlib.resources, math, shutil, time, warnings
+import contextlib, copy, dataclasses, hashlib, importlib.resources, math, shutil, time, warnings
 try: import fcntl
 except ImportError: fcntl = None  # Windows: the sample bundle is trained without a lock
 from dataclasses import dataclass, field
@@ -15,21 +15,22 @@ import numpy as np, pandas as pd
 import torch, torch.nn as nn, torch.nn.functional as F
 from torch.utils.data import Dataset, DataLoader, WeightedRandomSampler
 from torch.utils.data import default_collate
-from fastcore.basics import patch
+from fastcore.basics import patch, AttrDict
 from .core import *
 from .data import DataSource, from_folder, load_image, sample_data
 from .preprocess import PreprocessSpec, spec_from_timm, eval_transform, train_transform, batch_mixer
 from .models import DEFAULT_ARCH, create_model, freeze, unfreeze, param_groups
 from .losses import make_loss
 from . import __version__
-from .bundle import make_config, dataset_summary, read_config
+from .bundle import make_config, dataset_summary, read_config, resolve
 from .models import save_bundle
 
 
 # %% auto #0
 __all__ = ['SCHEDULES', 'ImageDataset', 'collate_skip_bad', 'balanced_sampler', 'DataLoaders', 'make_dataloaders', 'activation',
            'get_preds', 'quick_metrics', 'Trainer', 'discriminative_lrs', 'fine_tune', 'LRFind', 'lr_find', 'auto_size',
-           'TrainResult', 'as_source', 'train', 'record_valid_reference', 'save_result', 'sample_bundle']
+           'TrainResult', 'as_source', 'train', 'AcceleratedTrainer', 'record_valid_reference', 'save_result',
+           'sample_bundle']
 
 # %% ../nbs/08_train.ipynb #e3b3fda8
 class ImageDataset(Dataset):
@@ -458,6 +459,7 @@ def train(data, # A `DataSource` or an ImageFolder path
           seed:int=42,
           ckpt_dir=None, # Checkpoint folder (enables `resume`)
           resume:bool=False, # Continue from `ckpt_dir/last.pt`
+          processes:int=1, # Data-parallel processes (cores or GPUs), through Accelerate: chapter `distributed`
           workers:int|None=None, device:str|None=None, progress:bool=True, callbacks=(),
          ) -> TrainResult:
     "Fine-tune a pretrained backbone on `data` and return the trained model with its spec and history"
@@ -466,24 +468,104 @@ def train(data, # A `DataSource` or an ImageFolder path
     set_seed(seed)
     set_threads()
     src = as_source(data, valid_pct, seed)
-    model = create_model(arch, src.n_classes, pretrained)
-    spec = spec_from_timm(model, size=size or auto_size(src, spec_from_timm(model).size))
-    dls = make_dataloaders(src, spec, bs, aug, hflip, balanced, workers, seed=seed)
+    if processes != 1: return _train_processes(src, cfg, callbacks, t0)
+    return _train_on(src, cfg, Trainer, callbacks, t0)
+
+def _trainer(src:DataSource, c:AttrDict, trainer_cls=Trainer, callbacks=()) -> Trainer:
+    "The `trainer_cls` that `train`'s arguments `c` describe: model, loaders and loss"
+    model = create_model(c.arch, src.n_classes, c.pretrained)
+    spec = spec_from_timm(model, size=c.size or auto_size(src, spec_from_timm(model).size))
+    dls = make_dataloaders(src, spec, c.bs, c.aug, c.hflip, c.balanced, c.workers, seed=c.seed)
     y = src.targets(src.train)
     counts = y.sum(0) if src.task == 'multi_label' else np.bincount(y, minlength=src.n_classes)
-    mixer = _mixer(mixup, src, label_smoothing) if mixup else None
-    lf = make_loss(loss, src.task, counts, weighted, 0.0 if mixer else label_smoothing, n_items=len(src.train))
-    tr = Trainer(model, dls, lf, schedule=schedule, ckpt_dir=ckpt_dir, patience=patience, device=device, mixer=mixer,
-                 bn_stats=bn_stats, progress=progress, callbacks=callbacks)
-    if resume: tr.load_checkpoint()
-    fine_tune(tr, epochs, freeze_epochs, lr, lr_mult)
-    cfg.update(size=spec.size)
-    return TrainResult(tr.model.cpu().to(memory_format=torch.contiguous_format).eval(), arch, spec, src, tr.history_df,
-                       _final_metrics(tr), cfg, round(time.time() - t0, 1))
+    mixer = _mixer(c.mixup, src, c.label_smoothing) if c.mixup else None
+    lf = make_loss(c.loss, src.task, counts, c.weighted, 0.0 if mixer else c.label_smoothing, n_items=len(src.train))
+    return trainer_cls(model, dls, lf, schedule=c.schedule, ckpt_dir=c.ckpt_dir, patience=c.patience, device=c.device,
+                       mixer=mixer, bn_stats=c.bn_stats, progress=c.progress, callbacks=callbacks)
+
+def _train_on(src:DataSource, cfg:dict, trainer_cls=Trainer, callbacks=(), t0:float=0.0) -> TrainResult:
+    "`train` once its data is known; `trainer_cls` runs the phases (one per process in chapter `distributed`)"
+    c = AttrDict(cfg)
+    tr = _trainer(src, c, trainer_cls, callbacks)
+    if c.resume: tr.load_checkpoint()
+    fine_tune(tr, c.epochs, c.freeze_epochs, c.lr, c.lr_mult)
+    cfg = {**cfg, 'size': tr.dls.spec.size}
+    return TrainResult(tr.model.cpu().to(memory_format=torch.contiguous_format).eval(), c.arch, tr.dls.spec, src,
+                       tr.history_df, _final_metrics(tr), cfg, round(time.time() - (t0 or time.time()), 1))
 
 def _mixer(mixup, src, label_smoothing):
     if src.task == 'multi_label': raise ValueError("mixup is for single-label data")
     return batch_mixer(src.n_classes, mixup, label_smoothing=label_smoothing)
+
+# %% ../nbs/08_train.ipynb #5c552eea
+def _shard(dl:DataLoader, rank:int, n:int) -> DataLoader:
+    "Process `rank`'s contiguous part of a validation loader: together the `n` parts hold each image once"
+    idx = torch.arange(len(dl.dataset)).tensor_split(n)[rank].tolist()
+    return DataLoader(torch.utils.data.Subset(dl.dataset, idx), dl.batch_size, num_workers=dl.num_workers,
+                      collate_fn=dl.collate_fn)
+
+# %% ../nbs/08_train.ipynb #e7fdb7a8
+class AcceleratedTrainer(Trainer):
+    "A `Trainer` in one of several processes: its part of each batch, gradients all-reduced, metrics over all"
+    def __init__(self, model, dls:DataLoaders, loss_fn, device:str|None=None, progress:bool=True, callbacks=(),
+                 **kwargs): # Passed to `Trainer`
+        from accelerate import Accelerator, DataLoaderConfiguration
+        device = device or default_device()
+        self.acc = Accelerator(cpu=device == 'cpu', dataloader_config=DataLoaderConfiguration(split_batches=True))
+        main = self.acc.is_main_process
+        super().__init__(model, dls, loss_fn, device=device, progress=progress and main,
+                         callbacks=callbacks if main else (), **kwargs)
+        rank, n = self.acc.process_index, self.acc.num_processes
+        self.dls = dataclasses.replace(dls, train=self.acc.prepare_data_loader(dls.train),
+                                       valid=_shard(dls.valid, rank, n))
+
+# %% ../nbs/08_train.ipynb #05a3cf88
+@patch
+def fit(self:AcceleratedTrainer, epochs:int, lrs, phase:str='train', groups:list|None=None):
+    "`Trainer.fit` with the model wrapped in DDP for the phase (its trainable parameters are the phase's)"
+    self.acc.free_memory()  # forget the previous phase's wrapper
+    self.ddp = self.acc.prepare_model(self.model)
+    return Trainer.fit(self, epochs, lrs, phase, groups)
+
+@patch
+def _train_epoch(self:AcceleratedTrainer, opt, sched, desc:str) -> float:
+    model, self.model = self.model, self.ddp  # the loop runs the wrapper; the rest sees the model
+    try: return Trainer._train_epoch(self, opt, sched, desc)
+    finally: self.model = model
+
+# %% ../nbs/08_train.ipynb #71397ce1
+@patch
+def validate(self:AcceleratedTrainer) -> dict:
+    "Validation loss and the quick metric over the validation images of all processes"
+    from accelerate.utils import gather_object
+    p, y, loss = get_preds(self.model, self.dls.valid, self.task, self.device, self.channels_last,
+                           self.loss_fn.to(self.device))
+    parts = gather_object([(p, y, loss*len(y))])
+    p, y = torch.cat([a[0] for a in parts]), torch.cat([a[1] for a in parts])
+    return dict(valid_loss=sum(a[2] for a in parts)/len(y), **quick_metrics(p, y, self.task))
+
+@patch
+def _save(self:AcceleratedTrainer, name:str, obj):
+    if self.acc.is_main_process: Trainer._save(self, name, obj)
+
+# %% ../nbs/08_train.ipynb #cbbdcc44
+def _train_worker(src:DataSource, cfg:dict, callbacks, t0:float) -> TrainResult|None:
+    "One process of a multi-process `train`: the result on the main process, None on the others"
+    from accelerate import PartialState
+    set_threads(max(1, compute_threads()//cfg['processes']))
+    res = _train_on(src, cfg, AcceleratedTrainer, callbacks, t0)
+    state = PartialState()
+    main = state.is_main_process
+    state.destroy_process_group()
+    return res if main else None
+
+def _train_processes(src:DataSource, cfg:dict, callbacks, t0:float) -> TrainResult:
+    "`train` in `cfg['processes']` processes, through the launcher of chapter `distributed`"
+    n = cfg['processes']
+    if cfg['bs'] % n: raise ImgclsError(f"bs={cfg['bs']} does not split into {n} processes (each takes bs/{n} "
+                                        f"images of every batch): use a bs that is a multiple of {n}")
+    res = resolve('launcher', 'accelerate')(_train_worker, (src, cfg, callbacks, t0), n, cfg['device'])
+    return dataclasses.replace(res, seconds=round(time.time() - t0, 1))
 
 # %% ../nbs/08_train.ipynb #c94cb55c
 from .models import Classifier

@@ -119,3 +119,14 @@ def test_unreachable_cluster_is_a_one_line_error(bundle, fm, tmp_path):
                         '--engine', 'ray', '--ray-address', f'127.0.0.1:{_free_port()}'], capture_output=True, text=True)
     assert r.returncode == 1 and time.time() - t0 < 15
     assert r.stderr.count('\n') == 1 and 'cannot reach a Ray cluster' in r.stderr, r.stderr
+
+def test_train_processes_above_the_cores_is_a_one_line_error(fm, tmp_path):
+    "`imgcls train --processes N` with more processes than cores (or GPUs): one line naming the limit, at once"
+    pytest.importorskip('accelerate')
+    from imgcls_nb.core import available_cores, default_device
+    n = available_cores() + 1 if default_device() == 'cpu' else 1000
+    cmd = [str(BIN/'imgcls'), 'train', str(fm), '--out', str(tmp_path/'b'), '--processes', str(n), '--bs', str(8*n)]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 1 and r.stderr.count('\n') == 1, r.stderr
+    assert f'processes={n}: this machine has' in r.stderr and 'use 1 to' in r.stderr, r.stderr
+    assert not (tmp_path/'b').exists()
