@@ -364,7 +364,7 @@ def _explain_options(p):
                      "Runs on PyTorch (needs imgcls_nb[explain]).")
     p.add_argument('bundle', help='bundle folder')
     p.add_argument('inputs', nargs='+', help='image files, folders, glob patterns and/or CSV files of paths')
-    add_params(p, explain_files, 'out target method bs', method=dict(choices=list(CAM_METHODS)),
+    add_params(p, explain_files, 'out target method bs', method=dict(choices=['auto', *CAM_METHODS]),
                bs=dict(flag='--batch-size'), target=dict(metavar='LABEL'))
 
 def cmd_explain(a):

@@ -19,9 +19,9 @@ from .bundle import BaseClassifier, load_bundle, probabilities
 from .predict import iter_inputs
 
 # %% auto #0
-__all__ = ['CAM_METHODS', 'EXPLAIN_FIELDS', 'torch_classifier', 'can_explain', 'target_index', 'tokens_to_grid', 'target_layer',
-           'map_to_original', 'Explanation', 'overlay_image', 'explain', 'deletion_drop', 'explain_files',
-           'plot_heatmaps']
+__all__ = ['FINE_SIDE', 'GATE_POWER', 'CAM_METHODS', 'EXPLAIN_FIELDS', 'torch_classifier', 'can_explain', 'target_index',
+           'tokens_to_grid', 'target_layer', 'map_to_original', 'Explanation', 'overlay_image', 'explain',
+           'deletion_drop', 'explain_files', 'plot_heatmaps']
 
 # %% ../nbs/17_explain.ipynb #b6639af8
 def torch_classifier(clf, # A torch `Classifier`, or a bundle folder
@@ -69,43 +69,64 @@ def tokens_to_grid(model, # A timm ViT-style model (`num_prefix_tokens`, `patch_
     return reshape
 
 # %% ../nbs/17_explain.ipynb #b9b53df4
+FINE_SIDE = 7
+
 def _channels_last_map(model, y) -> bool:
     "Whether a 4-D output holds (B, H, W, C): its last axis, not its second, has the model's feature count"
     c = getattr(model, 'num_features', None)
     return c is not None and y.shape[-1] == c and y.shape[1] != c
 
-def _last_spatial_child(model, root, x):
-    "The last top-level child of `root` (in call order) whose output is a feature map larger than 1x1"
+def _spatial_outputs(model, root, x) -> list:
+    "(name, module, channels_last, (h, w), top-level) of `root`'s children and grandchildren with 4-D outputs"
     import torch
-    seen, hooks = [], [m.register_forward_hook(lambda m, a, y, n=n: seen.append((n, m, y)))
-                        for n,m in root.named_children()]
+    mods = [(n, m, True) for n,m in root.named_children()]
+    mods += [(f'{n}.{c}', g, False) for n,m in root.named_children() for c,g in m.named_children()]
+    seen, hooks = [], [m.register_forward_hook(lambda m, a, y, n=n, t=t: seen.append((n, m, y, t))) for n,m,t in mods]
     try:
         with torch.no_grad(): model(x)
     finally:
         for h in hooks: h.remove()
-    maps = [(n, m, _channels_last_map(root, y)) for n,m,y in seen if torch.is_tensor(y) and y.ndim == 4
-            and (y.shape[1:3] if _channels_last_map(root, y) else y.shape[2:]).numel() > 1]
+    return [(n, m, nhwc, tuple(y.shape[1:3] if nhwc else y.shape[2:]), t) for n,m,y,t in seen
+            if torch.is_tensor(y) and y.ndim == 4 for nhwc in [_channels_last_map(root, y)]]
+
+def _last_spatial_child(model, root, x):
+    """(name, module, channels_last, gate): the last top-level child with a map over 1x1 and gate None; or if its
+    map is under `FINE_SIDE`, the last finer channels-first child or grandchild, gated by that coarse (name, module)"""
+    outs = _spatial_outputs(model, root, x)
+    maps = [o for o in outs if o[4] and o[3][0]*o[3][1] > 1]
     if not maps: raise ImgclsError(f"{type(root).__name__}: no layer has a feature map larger than 1x1 at "
                                    f"{x.shape[-1]} px input; explain it at a larger input size")
-    return maps[-1]
+    fine = [o for o in outs if not o[2] and min(o[3]) >= FINE_SIDE]
+    coarse = min(maps[-1][3]) < FINE_SIDE and not maps[-1][2]
+    return (*fine[-1][:3], maps[-1][:2]) if coarse and fine else (*maps[-1][:3], None)
 
 # %% ../nbs/17_explain.ipynb #b84c5e89
+def _token_model(model) -> bool:
+    "Whether `model` (or its backbone) is a ViT or a CLIP image tower, whose maps are tokens"
+    root = getattr(model, 'backbone', model)
+    vit = hasattr(root, 'blocks') and hasattr(root, 'patch_embed') and hasattr(root.blocks[-1], 'norm1')
+    return vit or getattr(getattr(root, 'encoder', None), 'vision_model', None) is not None
+
+def _layers(model, size:int) -> tuple:
+    "(name, module, reshape_transform or None, gate: the coarse (name, module) or None) that CAM hooks for `model`"
+    import torch
+    root = getattr(model, 'backbone', model)
+    if hasattr(root, 'blocks') and hasattr(root, 'patch_embed') and hasattr(root.blocks[-1], 'norm1'):
+        return f'blocks.{len(root.blocks) - 1}.norm1', root.blocks[-1].norm1, tokens_to_grid(root), None
+    if (clip := getattr(getattr(root, 'encoder', None), 'vision_model', None)) is not None:  # a `ClipProbe`
+        n = len(clip.encoder.layers)
+        name = f'encoder.vision_model.encoder.layers.{n - 1}.layer_norm1'
+        return name, clip.encoder.layers[-1].layer_norm1, tokens_to_grid(clip), None
+    p = next(model.parameters())
+    x = torch.zeros(1, 3, size, size, dtype=p.dtype, device=p.device)
+    name, module, nhwc, gate = _last_spatial_child(model, root, x)
+    return name, module, (lambda t: t.permute(0, 3, 1, 2)) if nhwc else None, gate
+
 def target_layer(model, # The classifier's torch model
                  size:int=224, # Input side used to find the layer
                 ) -> tuple:
     "(name, module, reshape_transform or None) of the layer Grad-CAM hooks for `model`"
-    import torch
-    root = getattr(model, 'backbone', model)
-    if hasattr(root, 'blocks') and hasattr(root, 'patch_embed') and hasattr(root.blocks[-1], 'norm1'):
-        return f'blocks.{len(root.blocks) - 1}.norm1', root.blocks[-1].norm1, tokens_to_grid(root)
-    if (clip := getattr(getattr(root, 'encoder', None), 'vision_model', None)) is not None:  # a `ClipProbe`
-        n = len(clip.encoder.layers)
-        name = f'encoder.vision_model.encoder.layers.{n - 1}.layer_norm1'
-        return name, clip.encoder.layers[-1].layer_norm1, tokens_to_grid(clip)
-    p = next(model.parameters())
-    x = torch.zeros(1, 3, size, size, dtype=p.dtype, device=p.device)
-    name, module, nhwc = _last_spatial_child(model, root, x)
-    return name, module, (lambda t: t.permute(0, 3, 1, 2)) if nhwc else None
+    return _layers(model, size)[:3]
 
 # %% ../nbs/17_explain.ipynb #0710ab5a
 def map_to_original(cam:np.ndarray, # (size, size) map over the model input
@@ -151,15 +172,27 @@ def overlay_image(img:Image.Image, # The original image
     return Image.fromarray(show_cam_on_image(rgb, heatmap.clip(0, 1), use_rgb=True, image_weight=1 - alpha))
 
 # %% ../nbs/17_explain.ipynb #e7f8a8d1
+GATE_POWER = 0.25
 CAM_METHODS = {'gradcam': 'GradCAM', 'gradcam++': 'GradCAMPlusPlus', 'hirescam': 'HiResCAM',
                'layercam': 'LayerCAM', 'eigencam': 'EigenCAM'}
 
 def _cam(model, method:str, size:int):
-    "A pytorch-grad-cam explainer of `method` on `model`'s target layer"
+    "A pytorch-grad-cam explainer of `method` ('auto': hirescam on a CNN, gradcam on a ViT) on the target layer"
     import pytorch_grad_cam
-    if method not in CAM_METHODS: raise ValueError(f"method must be one of {list(CAM_METHODS)}, not {method!r}")
-    _, layer, reshape = target_layer(model, size)
-    return getattr(pytorch_grad_cam, CAM_METHODS[method])(model, [layer], reshape_transform=reshape)
+    if method != 'auto' and method not in CAM_METHODS:
+        raise ValueError(f"method must be 'auto' or one of {list(CAM_METHODS)}, not {method!r}")
+    _, layer, reshape, gate = _layers(model, size)
+    if method == 'auto': method = 'gradcam' if _token_model(model) else 'hirescam'
+    cam = getattr(pytorch_grad_cam, CAM_METHODS[method])(model, [layer] + ([gate[1]] if gate else []),
+                                                         reshape_transform=reshape)
+    if gate: cam.aggregate_multi_layers = _gated
+    return cam
+
+def _gated(maps:list) -> np.ndarray:
+    "The fine map times the coarse one to the power `GATE_POWER` (each 0-1 over the input), scaled to 0-1"
+    from pytorch_grad_cam.utils.image import scale_cam_image
+    fine, coarse = (np.maximum(m[:, 0], 0) for m in maps)
+    return scale_cam_image(fine*coarse**GATE_POWER)
 
 def _decode(x, i:int):
     "(name, RGB image or None, error or None) of one input"
@@ -192,7 +225,7 @@ def _explain_batch(clf, cam, batch:list, target:int|None, alpha:float) -> list:
 def explain(classifier, # A torch `Classifier` or a bundle folder
             images, # A path, PIL image or bytes, or a list of them
             target=None, # Class to explain, by label or index (default: each image's predicted class)
-            method:str='gradcam', # One of `CAM_METHODS`
+            method:str='auto', # One of `CAM_METHODS`, or 'auto'
             bs:int=16, # Images per Grad-CAM batch
             alpha:float=0.5, # Weight of the heat map in the overlay
            ):
@@ -208,22 +241,30 @@ def explain(classifier, # A torch `Classifier` or a bundle folder
     return out[0] if single else out
 
 # %% ../nbs/17_explain.ipynb #b2ce2224
+def _blurred(img:Image.Image) -> Image.Image:
+    "`img` under a Gaussian blur of radius a tenth of its shorter side"
+    from PIL import ImageFilter
+    return img.filter(ImageFilter.GaussianBlur(max(1, min(img.size)/10)))
+
 def deletion_drop(clf, # A torch `Classifier`
                   img:Image.Image, # An RGB image
                   cam_map:np.ndarray, # (size, size) map over the model input
                   frac:float=0.2, # Share of the input's pixels blanked
                   n_random:int=5, # Random draws to compare with
                   seed:int=0,
+                  blank:str='mean', # What blanked pixels get: 'mean' (0 after normalisation) or 'blur'
                  ) -> tuple:
     "(probability drop when the map's top `frac` pixels are blanked, mean drop over `n_random` random blankings)"
     x = clf.spec(img)
+    if blank not in ('mean', 'blur'): raise ValueError(f"blank must be 'mean' or 'blur', not {blank!r}")
+    fill = clf.spec(_blurred(img)).reshape(3, -1) if blank == 'blur' else np.zeros((3, x[0].size), x.dtype)
     p0 = clf.predict_arrays(x[None])[0]
     k, n = int(p0.argmax()), cam_map.size
     top = np.argsort(-cam_map.ravel(), kind='stable')[:int(frac*n)]
     rng = np.random.default_rng(seed)
     masks = [top] + [rng.choice(n, int(frac*n), replace=False) for _ in range(n_random)]
     xs = np.repeat(x[None], len(masks), 0).reshape(len(masks), 3, -1)
-    for i,m in enumerate(masks): xs[i][:, m] = 0
+    for i,m in enumerate(masks): xs[i][:, m] = fill[:, m]
     p = clf.predict_arrays(xs.reshape(len(masks), *x.shape))[:, k]
     return float(p0[k] - p[0]), float((p0[k] - p[1:]).mean())
 
@@ -263,7 +304,7 @@ def explain_files(bundle, # A bundle folder (loaded on the torch backend) or a t
                   inputs, # Image files, folders, glob patterns or CSV files of paths (see `iter_inputs`)
                   out, # Folder for `<stem>.npy` (the map) and `<stem>.png` (the overlay) per image
                   target=None, # Class to explain, by label (default: each image's predicted class)
-                  method:str='gradcam', # One of `CAM_METHODS`
+                  method:str='auto', # One of `CAM_METHODS`, or 'auto'
                   bs:int=16, # Images per Grad-CAM batch
                   progress:bool=True, # Show a progress bar
                  ) -> dict:
