@@ -178,7 +178,7 @@ def test_choices_are_the_library_constants():
                 ('train', 'schedule'): cli.lib('SCHEDULES'), ('predict', 'format'): FORMATS,
                 ('predict', 'backend'): BACKENDS, ('predict', 'video_mode'): VIDEO_MODES,
                 ('zeroshot', 'format'): FORMATS, ('zeroshot', 'task'): TASKS, ('monitor', 'backend'): BACKENDS}
-    expected[('explain', 'method')] = tuple(cli.CAM_METHODS)
+    expected[('explain', 'method')] = ('auto', *cli.CAM_METHODS)
     expected[('predict', 'engine')] = ('local', *REGISTRY['engine'])
     found = {(cmd, x.dest): tuple(x.choices) for cmd in COMMANDS for x in _subparser(cmd)._actions if x.choices}
     assert found == {k: tuple(v) for k,v in expected.items()}
