@@ -161,7 +161,9 @@ def inspect_image(path) -> dict:
     if not p.is_file(): raise ImageDecodeError(p, 'file not found')
     data = p.read_bytes()
     if not data: raise ImageDecodeError(p, 'empty file (0 bytes)')
-    with _open(data) as im: w,h,mode = *im.size, im.mode
+    try:
+        with _open(data) as im: w,h,mode = *im.size, im.mode
+    except UnidentifiedImageError as e: raise ImageDecodeError(p, _reason(e)) from None  # not 'cannot read file'
     load_image(data, name=str(p), draft=64)
     return dict(path=str(p), width=w, height=h, mode=mode, hash=hashlib.blake2b(data, digest_size=16).hexdigest())
 
