@@ -6,7 +6,7 @@ Docs: https://imgcls-nb.github.io/imgcls_nb/explain.html.md"""
 
 # %% ../nbs/17_explain.ipynb #f950335d
 from __future__ import annotations
-import csv, io
+import csv, io, weakref
 from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
@@ -101,19 +101,29 @@ def _last_spatial_child(model, root, x):
     return (*fine[-1][:3], maps[-1][:2]) if coarse and fine else (*maps[-1][:3], None)
 
 # %% ../nbs/17_explain.ipynb #b84c5e89
+def _is_vit(root) -> bool:
+    return hasattr(root, 'blocks') and hasattr(root, 'patch_embed') and hasattr(root.blocks[-1], 'norm1')
+
+def _clip_tower(root): return getattr(getattr(root, 'encoder', None), 'vision_model', None)
+
 def _token_model(model) -> bool:
     "Whether `model` (or its backbone) is a ViT or a CLIP image tower, whose maps are tokens"
     root = getattr(model, 'backbone', model)
-    vit = hasattr(root, 'blocks') and hasattr(root, 'patch_embed') and hasattr(root.blocks[-1], 'norm1')
-    return vit or getattr(getattr(root, 'encoder', None), 'vision_model', None) is not None
+    return _is_vit(root) or _clip_tower(root) is not None
+
+_LAYERS = weakref.WeakKeyDictionary() # model -> {input size: `_layers`}: the layer search runs once per model and size
 
 def _layers(model, size:int) -> tuple:
     "(name, module, reshape_transform or None, gate: the coarse (name, module) or None) that CAM hooks for `model`"
+    found = _LAYERS.setdefault(model, {})
+    if size not in found: found[size] = _find_layers(model, size)
+    return found[size]
+
+def _find_layers(model, size:int) -> tuple:
     import torch
     root = getattr(model, 'backbone', model)
-    if hasattr(root, 'blocks') and hasattr(root, 'patch_embed') and hasattr(root.blocks[-1], 'norm1'):
-        return f'blocks.{len(root.blocks) - 1}.norm1', root.blocks[-1].norm1, tokens_to_grid(root), None
-    if (clip := getattr(getattr(root, 'encoder', None), 'vision_model', None)) is not None:  # a `ClipProbe`
+    if _is_vit(root): return f'blocks.{len(root.blocks) - 1}.norm1', root.blocks[-1].norm1, tokens_to_grid(root), None
+    if (clip := _clip_tower(root)) is not None:  # a `ClipProbe`
         n = len(clip.encoder.layers)
         name = f'encoder.vision_model.encoder.layers.{n - 1}.layer_norm1'
         return name, clip.encoder.layers[-1].layer_norm1, tokens_to_grid(clip), None
