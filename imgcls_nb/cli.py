@@ -108,12 +108,14 @@ def _train_options(p):
     add_params(p.add_mutually_exclusive_group(), from_folder, 'valid_dir valid_pct', valid_dir=dict(flag='--valid'))
     add_params(p, lib('train'), 'arch pretrained epochs size bs lr loss weighted balanced aug schedule patience seed',
                pretrained=dict(type=_weights, help='true (package or hub), hub, package, a weights file, or false'),
-               loss=dict(choices=lib('LOSSES')), aug=dict(choices=AUG_PRESETS), schedule=dict(choices=lib('SCHEDULES')))
+               loss=dict(choices=lib('LOSSES')), aug=dict(choices=('auto', *AUG_PRESETS)), schedule=dict(choices=lib('SCHEDULES')))
     p.add_argument('--multi-label', action='store_true', help='multi-label task (needs --csv)')
     p.add_argument('--csv', help='CSV of image paths and labels (paths relative to DATA)')
     delim = f"separator of the labels in a cell (with --multi-label: {_LABEL_DELIM!r} if not given)"
     add_params(p, from_df, 'path_col label_col valid_col label_delim', label_delim=dict(help=delim))
-    add_params(p, lib('train'), 'ckpt_dir resume processes')
+    add_params(p, lib('train'), 'ckpt_dir resume processes time_budget', time_budget=dict(
+        type=parse_duration, metavar='DURATION', help="finish within this time, counted from the start of the command "
+        "(reading the data included): '90s', '10m', '1h30m'. Input size, epochs and schedule are planned to fit"))
 
 # %% ../nbs/22_cli.ipynb #b869856f
 def _source(a) -> DataSource:
@@ -126,11 +128,17 @@ def _delim(a) -> str|None: return (a.label_delim or _LABEL_DELIM) if a.multi_lab
 
 def cmd_train(a):
     "Fine-tune a pretrained backbone and save a bundle"
+    t0 = time.time()
     if a.processes != 1: check_processes(a.processes)  # at once, not after reading the data
     src = _source(a)
     print(dataset_report(src).summary())
     train = lib('train')
-    res = train(**args_for(train, a, data=src))
+    budget = a.time_budget and a.time_budget - (time.time() - t0)  # what reading the data left of it
+    if budget is not None and budget <= 0:
+        raise ImgclsError(f"reading the data took {time.time() - t0:.0f} s, the whole time budget of "
+                          f"{a.time_budget:.0f} s: give a larger --time-budget")
+    res = train(**args_for(train, a, data=src, time_budget=budget))
+    if budget: res.config.update(time_budget=a.time_budget)  # the user's budget, not what was left of it
     lib('save_result')(res, a.out)
     print(f"saved bundle to {a.out} ({', '.join(f'{k} {v}' for k,v in res.metrics.items())}; {res.seconds:.0f} s)")
 

@@ -6,14 +6,14 @@ Docs: https://imgcls-nb.github.io/imgcls_nb/core.html.md"""
 
 # %% ../nbs/00_core.ipynb #5b22bece
 from __future__ import annotations
-import contextlib, logging, os, random, shutil, tempfile, uuid
+import contextlib, logging, os, random, re, shutil, tempfile, uuid
 from pathlib import Path
 import numpy as np
 
 # %% auto #0
 __all__ = ['ImgclsError', 'DataError', 'ImageDecodeError', 'WeightsNotFoundError', 'BundleError', 'get_logger', 'set_seed',
            'available_cores', 'compute_threads', 'set_threads', 'default_device', 'atomic_path', 'atomic_write_bytes',
-           'atomic_write_text', 'human_count', 'cache_dir']
+           'atomic_write_text', 'human_count', 'parse_duration', 'cache_dir']
 
 # %% ../nbs/00_core.ipynb #fa96769e
 class ImgclsError(Exception):
@@ -122,6 +122,19 @@ def atomic_write_text(path, text:str):
 def human_count(n:int, word:str) -> str:
     "'1 file', '1,204 files', '10 classes'"
     return f"{n:,} {word}{'' if n == 1 else 'es' if word.endswith(('s', 'x', 'ch', 'sh')) else 's'}"
+
+# %% ../nbs/00_core.ipynb #707f280b
+def parse_duration(value) -> float:
+    "Seconds in a duration: a number of seconds, or text such as '90', '90s', '10m', '1.5h' or '1h30m'"
+    if isinstance(value, (int, float)) and not isinstance(value, bool): secs = float(value)
+    else:
+        m = re.fullmatch(r'(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m(?:in)?)?(?:(\d+(?:\.\d+)?)s?)?',
+                         str(value).strip().lower().replace(' ', ''))
+        if not m or not any(m.groups()):
+            raise ValueError(f"{value!r} is not a duration: give seconds (600), or text like '90s', '10m', '1h30m'")
+        secs = sum(float(g or 0)*k for g,k in zip(m.groups(), (3600, 60, 1)))
+    if not secs > 0: raise ValueError(f"a duration must be positive, not {value!r}")
+    return secs
 
 # %% ../nbs/00_core.ipynb #bad0ed96
 def cache_dir(*parts:str) -> Path:

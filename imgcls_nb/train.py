@@ -6,7 +6,7 @@ Docs: https://imgcls-nb.github.io/imgcls_nb/train.html.md"""
 
 # %% ../nbs/08_train.ipynb #1ce633df
 from __future__ import annotations
-import contextlib, copy, dataclasses, hashlib, importlib.resources, math, shutil, time, warnings
+import contextlib, copy, dataclasses, hashlib, importlib.resources, json, math, shutil, time, warnings
 try: import fcntl
 except ImportError: fcntl = None  # Windows: the sample bundle is trained without a lock
 from dataclasses import dataclass, field
@@ -19,7 +19,7 @@ from fastcore.basics import patch, AttrDict
 from .core import *
 from .data import DataSource, from_folder, load_image, sample_data
 from .preprocess import PreprocessSpec, spec_from_timm, eval_transform, train_transform, batch_mixer
-from .models import DEFAULT_ARCH, create_model, freeze, unfreeze, param_groups
+from .models import DEFAULT_ARCH, create_model, freeze, unfreeze, param_groups, head_params
 from .losses import make_loss
 from . import __version__
 from .bundle import make_config, dataset_summary, read_config, resolve
@@ -27,10 +27,11 @@ from .models import save_bundle
 
 
 # %% auto #0
-__all__ = ['SCHEDULES', 'ImageDataset', 'collate_skip_bad', 'balanced_sampler', 'DataLoaders', 'make_dataloaders', 'activation',
-           'get_preds', 'quick_metrics', 'Trainer', 'discriminative_lrs', 'fine_tune', 'LRFind', 'lr_find', 'auto_size',
-           'TrainResult', 'as_source', 'train', 'AcceleratedTrainer', 'record_valid_reference', 'save_result',
-           'sample_bundle']
+__all__ = ['SCHEDULES', 'MAX_BUDGET_EPOCHS', 'BUDGET_SHARE', 'ImageDataset', 'collate_skip_bad', 'balanced_sampler',
+           'DataLoaders', 'make_dataloaders', 'activation', 'get_preds', 'quick_metrics', 'Trainer',
+           'discriminative_lrs', 'freeze_first', 'fine_tune', 'LRFind', 'lr_find', 'auto_size', 'auto_aug', 'Speed',
+           'measure_speed', 'preferred_epochs', 'Plan', 'plan_budget', 'TrainResult', 'as_source', 'train',
+           'AcceleratedTrainer', 'record_valid_reference', 'save_result', 'sample_bundle']
 
 # %% ../nbs/08_train.ipynb #e3b3fda8
 class ImageDataset(Dataset):
@@ -60,8 +61,8 @@ def collate_skip_bad(batch):
     return default_collate(batch) if batch else None
 
 # %% ../nbs/08_train.ipynb #bab23ac1
-def balanced_sampler(src:DataSource, seed:int=42) -> WeightedRandomSampler:
-    "Sample training images with probability inversely proportional to their class frequency"
+def balanced_sampler(src:DataSource, seed:int=42, n:int|None=None) -> WeightedRandomSampler:
+    "Sample `n` training images (default: as many as there are) with probability inversely proportional to their class frequency"
     y = src.targets(src.train)
     if src.task == 'single_label':
         counts = np.bincount(y, minlength=src.n_classes)
@@ -70,7 +71,8 @@ def balanced_sampler(src:DataSource, seed:int=42) -> WeightedRandomSampler:
         counts = y.sum(0).clip(min=1)
         w = (y/counts).max(1).clip(min=1.0/len(y))
     g = torch.Generator().manual_seed(seed)
-    return WeightedRandomSampler(torch.as_tensor(w, dtype=torch.double), len(w), replacement=True, generator=g)
+    return WeightedRandomSampler(torch.as_tensor(w, dtype=torch.double), n or len(w), replacement=True,
+                                 generator=g)
 
 def _should_cache(items:pd.DataFrame, limit:int=200_000_000) -> bool:
     "Cache decoded images when they fit in a modest amount of memory (RGB bytes)"
@@ -93,6 +95,8 @@ def make_dataloaders(src:DataSource, spec:PreprocessSpec,
                      workers:int|None=None, # Loader processes (default 0 when images are cached, else 1 per 2 cores)
                      cache:bool|None=None, # Keep decoded images in memory (default: when they fit)
                      seed:int=42,
+                     epoch_images:int|None=None, # Training images per epoch: a new random subset each epoch (default: all)
+                     valid_images:int|None=None, # Validate on a fixed random subset of this many images (default: all)
                     ) -> DataLoaders:
     "Loaders for a `DataSource`: augmented, shuffled (or balanced) training and deterministic validation"
     cache = _should_cache(src.items) if cache is None else cache
@@ -100,9 +104,15 @@ def make_dataloaders(src:DataSource, spec:PreprocessSpec,
     tr = ImageDataset(src.train.path, src.targets(src.train), train_transform(spec, aug, hflip), cache)
     va = ImageDataset(src.valid.path, src.targets(src.valid), eval_transform(spec), cache)
     kw = dict(num_workers=workers, collate_fn=collate_skip_bad, persistent_workers=workers > 0)
-    sampler = balanced_sampler(src, seed) if balanced else None
     g = torch.Generator().manual_seed(seed)
-    dl_tr = DataLoader(tr, bs, shuffle=sampler is None, sampler=sampler, drop_last=len(tr) > bs, generator=g, **kw)
+    n = min(epoch_images or len(tr), len(tr))
+    if balanced: sampler = balanced_sampler(src, seed, n)
+    elif n < len(tr): sampler = torch.utils.data.RandomSampler(tr, num_samples=n, generator=g)
+    else: sampler = None
+    if valid_images and valid_images < len(va):
+        keep = np.sort(np.random.default_rng(seed).choice(len(va), valid_images, replace=False))
+        va = torch.utils.data.Subset(va, keep.tolist())
+    dl_tr = DataLoader(tr, bs, shuffle=sampler is None, sampler=sampler, drop_last=n > bs, generator=g, **kw)
     return DataLoaders(dl_tr, DataLoader(va, bs*2, **kw), spec, src)
 
 # %% ../nbs/08_train.ipynb #b314e6ae
@@ -167,6 +177,7 @@ class Trainer:
         self.task = dls.source.task
         self.history, self.done, self.best_score, self.best_state, self.best_epoch = [], {}, math.inf, None, None
         self.scaler = torch.amp.GradScaler('cuda') if self.amp and self.device == 'cuda' else None
+        self.deadline = None # A `time.time()` by which to stop (set by a time-budgeted `train`; a guard, not the plan)
 
 # %% ../nbs/08_train.ipynb #72a44453
 @patch
@@ -297,6 +308,7 @@ def fit(self:Trainer, epochs:int, lrs, phase:str='train', groups:list|None=None)
     ck = getattr(self, '_resume', None)
     if ck and ck['phase'] == phase: self._restore_phase(ck, opt, sched, epochs)
     for ep in range(self.done.get(phase, 0), epochs):
+        if self._past_deadline(): break
         t0 = time.time()
         loss = self._train_epoch(opt, sched, f"{phase} {ep + 1}/{epochs}")
         self.done[phase] = ep + 1
@@ -306,6 +318,15 @@ def fit(self:Trainer, epochs:int, lrs, phase:str='train', groups:list|None=None)
             get_logger().info(f"early stopping: no improvement in {self.monitor} for {self.patience} epochs")
             break
     return self
+
+@patch
+def _past_deadline(self:Trainer) -> bool:
+    "True (with a warning) when another epoch as long as the last one would end after `deadline`"
+    if self.deadline is None or not self.history: return False
+    if time.time() + self.history[-1]['time'] <= self.deadline: return False
+    get_logger().warning("stopping early: the time budget is nearly spent (this machine ran slower than the plan's "
+                         "measurement); the best epoch so far is kept")
+    return True
 
 # %% ../nbs/08_train.ipynb #8bc0b1db
 @patch
@@ -335,12 +356,25 @@ def discriminative_lrs(lr:float, n:int, lr_mult:float=10) -> list:
     if n == 1: return [lr]
     return [lr/lr_mult**(1 - i/(n - 1)) for i in range(n)]
 
+def freeze_first(model:nn.Module, share:float) -> list:
+    "Freeze the body's first parameters, in network order, up to `share` of the body's parameter count; their names"
+    head = {id(p) for p in head_params(model)}
+    body = [(n, p) for n, p in model.named_parameters() if id(p) not in head]
+    limit, seen, names = share*sum(p.numel() for _, p in body), 0, []
+    for n, p in body:
+        if seen + p.numel() > limit: break
+        seen += p.numel()
+        p.requires_grad_(False)
+        names.append(n)
+    return names
+
 def fine_tune(trainer:Trainer,
               epochs:int=5, # Epochs with everything unfrozen
               freeze_epochs:int=1, # Epochs training only the head first
               lr:float=2e-3, # Peak learning rate of the head
               lr_mult:float=10, # Ratio of the head's to the first layers' learning rate in phase 2
               restore_best:bool=True, # End on the best epoch's weights
+              keep_frozen:float=0.0, # Share of the body's parameters, from the input side, left frozen in phase 2
              ) -> Trainer:
     "Transfer learning: train the head with the body frozen, then everything with discriminative learning rates"
     m = trainer.model
@@ -348,6 +382,7 @@ def fine_tune(trainer:Trainer,
         freeze(m)
         trainer.fit(freeze_epochs, lr, 'frozen', [[p for p in m.parameters()]])
     unfreeze(m)
+    if keep_frozen: freeze_first(m, keep_frozen)
     groups = param_groups(m)
     if epochs: trainer.fit(epochs, discriminative_lrs(lr/2, len(groups), lr_mult), 'unfrozen', groups)
     return trainer.restore_best() if restore_best else trainer
@@ -409,6 +444,126 @@ def auto_size(src:DataSource, default:int, lo:int=64, factor:float=3.0) -> int:
     short = float(np.median(np.minimum(src.items.width, src.items.height)))
     return int(min(default, max(lo, math.ceil(factor*short/32)*32)))
 
+def auto_aug(src:DataSource, size:int) -> str:
+    "'none' when the median image is upscaled 2x or more to `size` (crops throw away its few pixels), else 'light'"
+    if 'width' not in src.items or not len(src.items): return 'light'
+    short = float(np.median(np.minimum(src.items.width, src.items.height)))
+    return 'none' if 2*short <= size else 'light'
+
+# %% ../nbs/08_train.ipynb #2bb13a8c
+@dataclass
+class Speed:
+    "Seconds per image at one input size, measured on this machine"
+    size:int
+    train:float # A training step, everything trainable
+    frozen:float # A step of the frozen phase (head and normalisation layers)
+    valid:float # Validation (no gradients)
+    setup:float=0.0 # Extra seconds of the first step of a phase (kernels set up; the process warmed up already)
+    def scaled(self, size:int) -> Speed:
+        "An estimate at another size: cost in proportion to the pixels (measured: within 10% from 64 to 224 px)"
+        k = (size/self.size)**2
+        return Speed(size, self.train*k, self.frozen*k, self.valid*k, self.setup)
+
+def _time_steps(model, dl, n:int, train:bool) -> tuple:
+    "Median seconds per image over `n` batches of `dl` after a first one, and the extra seconds of the first"
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=1e-6) if train else None
+    times, it = [], iter(dl)
+    for i in range(n + 1):
+        t = time.perf_counter()  # decoding and augmenting the batch count too
+        b = next(it, None)
+        if b is None: it = iter(dl); b = next(it)
+        if b is None: continue
+        xb = b[0].contiguous(memory_format=torch.channels_last)
+        if train:
+            loss = model(xb).float().logsumexp(-1).mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        else:
+            with torch.no_grad(): model(xb)
+        times.append((time.perf_counter() - t)/len(xb))
+    if len(times) < 2: return math.inf, 0.0
+    per = float(np.median(times[1:]))
+    return per, max(0.0, (times[0] - per)*len(xb))
+
+def measure_speed(model:nn.Module, src:DataSource, size:int, bs:int=32, aug:str='light', keep_frozen:float=0.0,
+                  steps:int=2) -> Speed:
+    "Seconds per image of training, frozen training and validation at `size` px (on the CPU, or the model's device)"
+    m = copy.deepcopy(model).to(memory_format=torch.channels_last)
+    spec = spec_from_timm(m, size=size)
+    dls = make_dataloaders(src, spec, bs, auto_aug(src, size) if aug == 'auto' else aug, workers=0, cache=False)
+    m.train()
+    _freeze_bn_stats(m)
+    unfreeze(m)
+    if keep_frozen: freeze_first(m, keep_frozen)
+    (train_s, _), (frozen_s, setup) = _time_steps(m, dls.train, steps, True), \
+                                      _time_steps(freeze(m), dls.train, steps, True)
+    valid_s, _ = _time_steps(m.eval(), dls.valid, 1, False)
+    return Speed(size, train_s, frozen_s, valid_s, setup)
+
+# %% ../nbs/08_train.ipynb #9dd46099
+MAX_BUDGET_EPOCHS = 20 # A budget never buys more epochs than this (a bigger size comes first)
+BUDGET_SHARE = 0.9 # The plan aims at this share of what is left of the budget
+
+def preferred_epochs(n_train:int) -> int:
+    "The epochs a budgeted run wants before it spends time on a bigger size: 6 for small data, 2 for very large"
+    return int(np.clip(math.ceil(6*math.sqrt(2000/max(n_train, 1))), 2, 6))
+
+@dataclass
+class Plan:
+    "How a budgeted run spends its time"
+    size:int
+    freeze_epochs:int
+    epochs:int
+    epoch_images:int # Training images per epoch (all of them, or a random subset when even one pass does not fit)
+    valid_images:int # Validation images per epoch
+    seconds:float # Estimated seconds from now to the end of training
+    budget:float # The whole budget, in seconds
+    def __str__(self):
+        sub = f", {self.epoch_images} images per epoch" if self.epoch_images else ''
+        return (f"{self.size} px, {self.freeze_epochs} frozen + {self.epochs} epochs{sub}: about "
+                f"{self.seconds:.0f} s of the {self.budget:.0f} s budget")
+
+def _costs(sp:Speed, n_train:int, n_valid:int, freeze_epochs:int):
+    "Seconds of one epoch, of the frozen phase and of the end of the run at speeds `sp`"
+    val = sp.valid*n_valid
+    return sp.train*n_train + val, freeze_epochs*(sp.frozen*n_train + val), 2*val + 2*sp.setup + 1.0
+
+def plan_budget(budget:float, # The whole budget in seconds
+                spent, # Seconds already used (reading the data), or a function returning them (measuring adds)
+                n_train:int, n_valid:int,
+                sizes:list, # Candidate input sizes, largest first
+                speed, # size -> `Speed` (called lazily, largest size first)
+                freeze_epochs:int=1,
+                min_valid:int=500, # Validation subset floor when validation has to be cut
+               ) -> Plan:
+    "The largest size at which `preferred_epochs` fit, with as many epochs as fit (or subsets when none do)"
+    want = preferred_epochs(n_train)
+    for size in sizes:
+        sp = speed(size)
+        used = spent() if callable(spent) else spent
+        avail = BUDGET_SHARE*(budget - used)
+        epoch, frozen, end = _costs(sp, n_train, n_valid, freeze_epochs)
+        fit = int((avail - frozen - end)//epoch) if avail > frozen + end else 0
+        if fit >= want or (fit >= 1 and size == sizes[-1]):
+            e = min(fit, MAX_BUDGET_EPOCHS)
+            return Plan(size, freeze_epochs, e, 0, n_valid, frozen + end + e*epoch, budget)
+    # the smallest size, and not one full pass: `want` epochs over random subsets, validation cut to fit too
+    nv = min(n_valid, max(min_valid, n_valid//10))
+    val = sp.valid*nv
+    per_image = sp.train*want + sp.frozen*freeze_epochs
+    fixed = (want + freeze_epochs + 2)*val + 2*sp.setup + 1.0
+    images = int((avail - fixed)/per_image)
+    if images < max(32, n_train//100):
+        need = used + (fixed + per_image*max(32, n_train//100))/BUDGET_SHARE
+        raise ImgclsError(f"a time budget of {budget:.0f} s cannot fit even a short training run here: reading the "
+                          f"data and measuring took {used:.0f} s, and the smallest plan ({sizes[-1]} px, "
+                          f"{max(32, n_train//100)} images per epoch) needs about {need:.0f} s in all. "
+                          f"Give --time-budget {math.ceil(need)}s or more")
+    images = min(images, n_train)
+    return Plan(sizes[-1], freeze_epochs, want, images, nv, fixed + per_image*images, budget)
+
 # %% ../nbs/08_train.ipynb #2c65a0a2
 @dataclass
 class TrainResult:
@@ -445,11 +600,12 @@ def train(data, # A `DataSource` or an ImageFolder path
           bs:int=32, # Batch size
           lr:float=5e-3, # Peak learning rate of the head
           lr_mult:float=10, # Head-to-first-layers learning rate ratio when unfrozen
+          keep_frozen:float=0.02, # Share of the body's parameters, from the input side, left frozen throughout
           loss:str='ce', # 'ce', 'focal' or 'bce'
           weighted:bool=False, # Class-weighted loss
           balanced:bool=False, # Balanced class sampling
           label_smoothing:float=0.1, # Single-label cross-entropy / focal only
-          aug:str='light', # Augmentation preset
+          aug:str='auto', # Augmentation preset, or 'auto': 'none' for images upscaled 2x or more, else 'light'
           hflip:bool=True, # Random horizontal flips
           mixup:float=0.0, # Mixup alpha (0 = off)
           schedule:str='one_cycle', # 'one_cycle' or 'cosine' (warmup + cosine decay)
@@ -460,6 +616,7 @@ def train(data, # A `DataSource` or an ImageFolder path
           ckpt_dir=None, # Checkpoint folder (enables `resume`)
           resume:bool=False, # Continue from `ckpt_dir/last.pt`
           processes:int=1, # Data-parallel processes (cores or GPUs), through Accelerate: chapter `distributed`
+          time_budget:float|str|None=None, # Finish within this many seconds, or '10m', '1h': plans size and epochs
           workers:int|None=None, device:str|None=None, progress:bool=True, callbacks=(),
          ) -> TrainResult:
     "Fine-tune a pretrained backbone on `data` and return the trained model with its spec and history"
@@ -468,28 +625,63 @@ def train(data, # A `DataSource` or an ImageFolder path
     set_seed(seed)
     set_threads()
     src = as_source(data, valid_pct, seed)
-    if processes != 1: return _train_processes(src, cfg, callbacks, t0)
+    if processes != 1:
+        if time_budget is not None: raise ImgclsError("time_budget plans a one-process run: drop it or processes")
+        return _train_processes(src, cfg, callbacks, t0)
+    if time_budget is not None: cfg.update(_budget_plan(src, cfg, t0))
     return _train_on(src, cfg, Trainer, callbacks, t0)
+
+def _budget_plan(src:DataSource, cfg:dict, t0:float) -> dict:
+    "`train`'s arguments for `cfg['time_budget']`: the plan in `ckpt_dir/plan.json` when resuming, else a new one"
+    c = AttrDict(cfg)
+    budget = parse_duration(c.time_budget)
+    saved = Path(c.ckpt_dir)/'plan.json' if c.ckpt_dir else None
+    if c.resume and saved and saved.is_file(): plan = Plan(**json.loads(saved.read_text()))
+    else:
+        model = create_model(c.arch, src.n_classes, c.pretrained)
+        top = c.size or auto_size(src, spec_from_timm(model).size)
+        sizes = [top] if c.size else sorted({top, *range(32, top, 32)}, reverse=True)
+        measured = {}
+        def speed(s):  # measured at the largest size, estimated below it until the chosen size is measured too
+            if not measured: measured[s] = measure_speed(model, src, s, c.bs, c.aug, c.keep_frozen)
+            return measured.get(s) or measured[min(measured)].scaled(s)
+        args = (budget, lambda: time.time() - t0, len(src.train), len(src.valid))
+        plan = plan_budget(*args, sizes, speed, c.freeze_epochs or 0)
+        while plan.size not in measured:
+            measured[plan.size] = measure_speed(model, src, plan.size, c.bs, c.aug, c.keep_frozen)
+            plan = plan_budget(*args, [s for s in sizes if s <= plan.size], speed, c.freeze_epochs or 0)
+        if saved:
+            saved.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(saved, json.dumps(dataclasses.asdict(plan)))
+    msg = f"time budget: {plan}"
+    print(msg) if c.progress else get_logger().info(msg)
+    return dict(size=plan.size, epochs=plan.epochs, freeze_epochs=plan.freeze_epochs, budget_plan=dataclasses.asdict(plan),
+                deadline=t0 + budget)
 
 def _trainer(src:DataSource, c:AttrDict, trainer_cls=Trainer, callbacks=()) -> Trainer:
     "The `trainer_cls` that `train`'s arguments `c` describe: model, loaders and loss"
     model = create_model(c.arch, src.n_classes, c.pretrained)
     spec = spec_from_timm(model, size=c.size or auto_size(src, spec_from_timm(model).size))
-    dls = make_dataloaders(src, spec, c.bs, c.aug, c.hflip, c.balanced, c.workers, seed=c.seed)
+    plan = c.get('budget_plan') or {}
+    aug = auto_aug(src, spec.size) if c.aug == 'auto' else c.aug
+    dls = make_dataloaders(src, spec, c.bs, aug, c.hflip, c.balanced, c.workers, seed=c.seed,
+                           epoch_images=plan.get('epoch_images') or None, valid_images=plan.get('valid_images'))
     y = src.targets(src.train)
     counts = y.sum(0) if src.task == 'multi_label' else np.bincount(y, minlength=src.n_classes)
     mixer = _mixer(c.mixup, src, c.label_smoothing) if c.mixup else None
     lf = make_loss(c.loss, src.task, counts, c.weighted, 0.0 if mixer else c.label_smoothing, n_items=len(src.train))
-    return trainer_cls(model, dls, lf, schedule=c.schedule, ckpt_dir=c.ckpt_dir, patience=c.patience, device=c.device,
-                       mixer=mixer, bn_stats=c.bn_stats, progress=c.progress, callbacks=callbacks)
+    tr = trainer_cls(model, dls, lf, schedule=c.schedule, ckpt_dir=c.ckpt_dir, patience=c.patience, device=c.device,
+                     mixer=mixer, bn_stats=c.bn_stats, progress=c.progress, callbacks=callbacks)
+    tr.deadline = c.get('deadline')
+    return tr
 
 def _train_on(src:DataSource, cfg:dict, trainer_cls=Trainer, callbacks=(), t0:float=0.0) -> TrainResult:
     "`train` once its data is known; `trainer_cls` runs the phases (one per process in chapter `distributed`)"
     c = AttrDict(cfg)
     tr = _trainer(src, c, trainer_cls, callbacks)
     if c.resume: tr.load_checkpoint()
-    fine_tune(tr, c.epochs, c.freeze_epochs, c.lr, c.lr_mult)
-    cfg = {**cfg, 'size': tr.dls.spec.size}
+    fine_tune(tr, c.epochs, c.freeze_epochs, c.lr, c.lr_mult, keep_frozen=c.get('keep_frozen', 0.0))
+    cfg = {k:v for k,v in cfg.items() if k != 'deadline'} | {'size': tr.dls.spec.size}
     return TrainResult(tr.model.cpu().to(memory_format=torch.contiguous_format).eval(), c.arch, tr.dls.spec, src,
                        tr.history_df, _final_metrics(tr), cfg, round(time.time() - (t0 or time.time()), 1))
 
