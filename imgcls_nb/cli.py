@@ -133,12 +133,7 @@ def cmd_train(a):
     src = _source(a)
     print(dataset_report(src).summary())
     train = lib('train')
-    budget = a.time_budget and a.time_budget - (time.time() - t0)  # what reading the data left of it
-    if budget is not None and budget <= 0:
-        raise ImgclsError(f"reading the data took {time.time() - t0:.0f} s, the whole time budget of "
-                          f"{a.time_budget:.0f} s: give a larger --time-budget")
-    res = train(**args_for(train, a, data=src, time_budget=budget))
-    if budget: res.config.update(time_budget=a.time_budget)  # the user's budget, not what was left of it
+    res = train(**args_for(train, a, data=src, budget_start=t0))  # a time budget counts from the command's start
     lib('save_result')(res, a.out)
     print(f"saved bundle to {a.out} ({', '.join(f'{k} {v}' for k,v in res.metrics.items())}; {res.seconds:.0f} s)")
 

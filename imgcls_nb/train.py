@@ -27,8 +27,8 @@ from .models import save_bundle
 
 
 # %% auto #0
-__all__ = ['SCHEDULES', 'MAX_BUDGET_EPOCHS', 'BUDGET_SHARE', 'ImageDataset', 'collate_skip_bad', 'balanced_sampler',
-           'DataLoaders', 'make_dataloaders', 'activation', 'get_preds', 'quick_metrics', 'Trainer',
+__all__ = ['SCHEDULES', 'MAX_BUDGET_EPOCHS', 'BUDGET_SHARE', 'BUDGET_VALID', 'BUDGET_FROZEN', 'ImageDataset', 'collate_skip_bad',
+           'balanced_sampler', 'DataLoaders', 'make_dataloaders', 'activation', 'get_preds', 'quick_metrics', 'Trainer',
            'discriminative_lrs', 'freeze_first', 'fine_tune', 'LRFind', 'lr_find', 'auto_size', 'auto_aug', 'Speed',
            'measure_speed', 'preferred_epochs', 'Plan', 'plan_budget', 'TrainResult', 'as_source', 'train',
            'AcceleratedTrainer', 'record_valid_reference', 'save_result', 'sample_bundle']
@@ -86,6 +86,7 @@ class DataLoaders:
     valid:DataLoader
     spec:PreprocessSpec
     source:DataSource
+    phase_train:dict = field(default_factory=dict) # Phase name -> its own training loader (a shorter frozen phase)
 
 def make_dataloaders(src:DataSource, spec:PreprocessSpec,
                      bs:int=64, # Training batch size (validation uses twice as much)
@@ -301,6 +302,11 @@ def _end_epoch(self:Trainer, phase:str, t0:float, train_loss:float) -> bool:
 @patch
 def fit(self:Trainer, epochs:int, lrs, phase:str='train', groups:list|None=None):
     "Train `epochs` epochs with learning rate(s) `lrs` (one per group of `groups`, default: one group)"
+    if phase in self.dls.phase_train:  # this phase has its own training loader
+        dls = self.dls
+        self.dls = dataclasses.replace(dls, train=dls.phase_train[phase], phase_train={})
+        try: return self.fit(epochs, lrs, phase, groups)
+        finally: self.dls = dls
     groups = groups or [list(self.model.parameters())]
     lrs = list(lrs) if isinstance(lrs, (list, tuple)) else [lrs]*len(groups)
     opt = self._optimizer(groups, lrs)
@@ -380,6 +386,7 @@ def fine_tune(trainer:Trainer,
     m = trainer.model
     if freeze_epochs:
         freeze(m)
+        if keep_frozen: freeze_first(m, keep_frozen)
         trainer.fit(freeze_epochs, lr, 'frozen', [[p for p in m.parameters()]])
     unfreeze(m)
     if keep_frozen: freeze_first(m, keep_frozen)
@@ -505,10 +512,12 @@ def measure_speed(model:nn.Module, src:DataSource, size:int, bs:int=32, aug:str=
 # %% ../nbs/08_train.ipynb #9dd46099
 MAX_BUDGET_EPOCHS = 20 # A budget never buys more epochs than this (a bigger size comes first)
 BUDGET_SHARE = 0.9 # The plan aims at this share of what is left of the budget
+BUDGET_VALID = 2000 # Validation images per epoch in a budgeted run, at most (a fixed random subset)
+BUDGET_FROZEN = 5000 # Training images of the frozen phase in a budgeted run, at most (the head learns fast)
 
 def preferred_epochs(n_train:int) -> int:
-    "The epochs a budgeted run wants before it spends time on a bigger size: 6 for small data, 2 for very large"
-    return int(np.clip(math.ceil(6*math.sqrt(2000/max(n_train, 1))), 2, 6))
+    "The epochs a budgeted run wants before it spends time on a bigger size: 6 for small data, 4 for large"
+    return int(np.clip(math.ceil(6*math.sqrt(2000/max(n_train, 1))), 4, 6))
 
 @dataclass
 class Plan:
@@ -516,8 +525,9 @@ class Plan:
     size:int
     freeze_epochs:int
     epochs:int
-    epoch_images:int # Training images per epoch (all of them, or a random subset when even one pass does not fit)
-    valid_images:int # Validation images per epoch
+    epoch_images:int # Training images per epoch: 0 for all of them, else a new random subset each epoch
+    valid_images:int # Validation images per epoch (a fixed random subset when fewer than there are)
+    freeze_images:int # Training images of each frozen epoch
     seconds:float # Estimated seconds from now to the end of training
     budget:float # The whole budget, in seconds
     def __str__(self):
@@ -525,44 +535,48 @@ class Plan:
         return (f"{self.size} px, {self.freeze_epochs} frozen + {self.epochs} epochs{sub}: about "
                 f"{self.seconds:.0f} s of the {self.budget:.0f} s budget")
 
-def _costs(sp:Speed, n_train:int, n_valid:int, freeze_epochs:int):
-    "Seconds of one epoch, of the frozen phase and of the end of the run at speeds `sp`"
-    val = sp.valid*n_valid
-    return sp.train*n_train + val, freeze_epochs*(sp.frozen*n_train + val), 2*val + 2*sp.setup + 1.0
+def _epochs_fit(sp:Speed, avail:float, n_train:int, nf:int, nv:int, n_valid:int, freeze_epochs:int) -> tuple:
+    "Whole epochs that fit in `avail` seconds at speeds `sp`, and the seconds of the fixed part and of an epoch"
+    fixed = freeze_epochs*(sp.frozen*nf + sp.valid*nv) + sp.valid*(nv + n_valid) + 2*sp.setup + 1.0
+    epoch = sp.train*n_train + sp.valid*nv
+    return max(0, int((avail - fixed)//epoch)), fixed, epoch
 
 def plan_budget(budget:float, # The whole budget in seconds
                 spent, # Seconds already used (reading the data), or a function returning them (measuring adds)
                 n_train:int, n_valid:int,
                 sizes:list, # Candidate input sizes, largest first
-                speed, # size -> `Speed` (called lazily, largest size first)
+                speed, # size -> `Speed` (measured, or estimated)
                 freeze_epochs:int=1,
                 min_valid:int=500, # Validation subset floor when validation has to be cut
                ) -> Plan:
-    "The largest size at which `preferred_epochs` fit, with as many epochs as fit (or subsets when none do)"
-    want = preferred_epochs(n_train)
-    for size in sizes:
-        sp = speed(size)
-        used = spent() if callable(spent) else spent
-        avail = BUDGET_SHARE*(budget - used)
-        epoch, frozen, end = _costs(sp, n_train, n_valid, freeze_epochs)
-        fit = int((avail - frozen - end)//epoch) if avail > frozen + end else 0
-        if fit >= want or (fit >= 1 and size == sizes[-1]):
-            e = min(fit, MAX_BUDGET_EPOCHS)
-            return Plan(size, freeze_epochs, e, 0, n_valid, frozen + end + e*epoch, budget)
-    # the smallest size, and not one full pass: `want` epochs over random subsets, validation cut to fit too
+    "The largest size at which `preferred_epochs` fit, else the one where most epochs fit, else random subsets"
+    speeds = {s: speed(s) for s in sizes}
+    used = spent() if callable(spent) else spent
+    avail = BUDGET_SHARE*(budget - used)
+    want, nf, nv = preferred_epochs(n_train), min(n_train, BUDGET_FROZEN), min(n_valid, BUDGET_VALID)
+    fits = {s: _epochs_fit(speeds[s], avail, n_train, nf, nv, n_valid, freeze_epochs) for s in sizes}
+    size = next((s for s in sizes if fits[s][0] >= want), None) or max(sizes, key=lambda s: (fits[s][0], s))
+    e, fixed, epoch = fits[size]
+    if e >= 1:
+        e = min(e, MAX_BUDGET_EPOCHS)
+        return Plan(size, freeze_epochs, e, 0, nv, nf, fixed + e*epoch, budget)
+    # not one pass fits at any size: `want` epochs over random subsets at the size that sees most images
     nv = min(n_valid, max(min_valid, n_valid//10))
-    val = sp.valid*nv
-    per_image = sp.train*want + sp.frozen*freeze_epochs
-    fixed = (want + freeze_epochs + 2)*val + 2*sp.setup + 1.0
-    images = int((avail - fixed)/per_image)
-    if images < max(32, n_train//100):
-        need = used + (fixed + per_image*max(32, n_train//100))/BUDGET_SHARE
+    def subset(s):
+        sp = speeds[s]
+        fixed = (want + freeze_epochs + 1)*sp.valid*nv + sp.valid*n_valid + 2*sp.setup + 1.0
+        per_image = sp.train*want + sp.frozen*freeze_epochs
+        return int((avail - fixed)/per_image), fixed, per_image
+    size = max(sizes, key=lambda s: (subset(s)[0], s))
+    images, fixed, per_image = subset(size)
+    least = max(32, n_train//100)
+    if images < least:
+        need = used + (fixed + per_image*least)/BUDGET_SHARE
         raise ImgclsError(f"a time budget of {budget:.0f} s cannot fit even a short training run here: reading the "
-                          f"data and measuring took {used:.0f} s, and the smallest plan ({sizes[-1]} px, "
-                          f"{max(32, n_train//100)} images per epoch) needs about {need:.0f} s in all. "
-                          f"Give --time-budget {math.ceil(need)}s or more")
+                          f"data and measuring took {used:.0f} s, and the smallest plan ({size} px, {least} images "
+                          f"per epoch) needs about {need:.0f} s in all. Give --time-budget {math.ceil(need)}s or more")
     images = min(images, n_train)
-    return Plan(sizes[-1], freeze_epochs, want, images, nv, fixed + per_image*images, budget)
+    return Plan(size, freeze_epochs, want, images, nv, min(images, nf), fixed + per_image*images, budget)
 
 # %% ../nbs/08_train.ipynb #2c65a0a2
 @dataclass
@@ -617,10 +631,11 @@ def train(data, # A `DataSource` or an ImageFolder path
           resume:bool=False, # Continue from `ckpt_dir/last.pt`
           processes:int=1, # Data-parallel processes (cores or GPUs), through Accelerate: chapter `distributed`
           time_budget:float|str|None=None, # Finish within this many seconds, or '10m', '1h': plans size and epochs
+          budget_start:float|None=None, # The `time.time()` the budget counts from (default: this call)
           workers:int|None=None, device:str|None=None, progress:bool=True, callbacks=(),
          ) -> TrainResult:
     "Fine-tune a pretrained backbone on `data` and return the trained model with its spec and history"
-    cfg = {k:v for k,v in locals().items() if k not in ('data', 'callbacks')}
+    cfg = {k:v for k,v in locals().items() if k not in ('data', 'callbacks', 'budget_start')}
     t0 = time.time()
     set_seed(seed)
     set_threads()
@@ -628,10 +643,10 @@ def train(data, # A `DataSource` or an ImageFolder path
     if processes != 1:
         if time_budget is not None: raise ImgclsError("time_budget plans a one-process run: drop it or processes")
         return _train_processes(src, cfg, callbacks, t0)
-    if time_budget is not None: cfg.update(_budget_plan(src, cfg, t0))
+    if time_budget is not None: cfg.update(_budget_plan(src, cfg, budget_start or t0))
     return _train_on(src, cfg, Trainer, callbacks, t0)
 
-def _budget_plan(src:DataSource, cfg:dict, t0:float) -> dict:
+def _budget_plan(src:DataSource, cfg:dict, start:float) -> dict:
     "`train`'s arguments for `cfg['time_budget']`: the plan in `ckpt_dir/plan.json` when resuming, else a new one"
     c = AttrDict(cfg)
     budget = parse_duration(c.time_budget)
@@ -641,22 +656,22 @@ def _budget_plan(src:DataSource, cfg:dict, t0:float) -> dict:
         model = create_model(c.arch, src.n_classes, c.pretrained)
         top = c.size or auto_size(src, spec_from_timm(model).size)
         sizes = [top] if c.size else sorted({top, *range(32, top, 32)}, reverse=True)
-        measured = {}
-        def speed(s):  # measured at the largest size, estimated below it until the chosen size is measured too
-            if not measured: measured[s] = measure_speed(model, src, s, c.bs, c.aug, c.keep_frozen)
-            return measured.get(s) or measured[min(measured)].scaled(s)
-        args = (budget, lambda: time.time() - t0, len(src.train), len(src.valid))
-        plan = plan_budget(*args, sizes, speed, c.freeze_epochs or 0)
-        while plan.size not in measured:
-            measured[plan.size] = measure_speed(model, src, plan.size, c.bs, c.aug, c.keep_frozen)
-            plan = plan_budget(*args, [s for s in sizes if s <= plan.size], speed, c.freeze_epochs or 0)
+        measure = lambda s: measure_speed(model, src, s, c.bs, c.aug, c.keep_frozen)
+        measured = {sizes[0]: measure(sizes[0])}
+        def speed(s):  # measured, or scaled from the nearest measured size until the plan picks it
+            return measured.get(s) or measured[min(measured, key=lambda m: abs(m - s))].scaled(s)
+        args = (budget, lambda: time.time() - start, len(src.train), len(src.valid), sizes, speed, c.freeze_epochs or 0)
+        plan = plan_budget(*args)
+        while plan.size not in measured:  # an estimate chose it: measure it, and plan again
+            measured[plan.size] = measure(plan.size)
+            plan = plan_budget(*args)
         if saved:
             saved.parent.mkdir(parents=True, exist_ok=True)
             atomic_write_text(saved, json.dumps(dataclasses.asdict(plan)))
     msg = f"time budget: {plan}"
     print(msg) if c.progress else get_logger().info(msg)
     return dict(size=plan.size, epochs=plan.epochs, freeze_epochs=plan.freeze_epochs, budget_plan=dataclasses.asdict(plan),
-                deadline=t0 + budget)
+                deadline=start + budget)
 
 def _trainer(src:DataSource, c:AttrDict, trainer_cls=Trainer, callbacks=()) -> Trainer:
     "The `trainer_cls` that `train`'s arguments `c` describe: model, loaders and loss"
@@ -666,6 +681,9 @@ def _trainer(src:DataSource, c:AttrDict, trainer_cls=Trainer, callbacks=()) -> T
     aug = auto_aug(src, spec.size) if c.aug == 'auto' else c.aug
     dls = make_dataloaders(src, spec, c.bs, aug, c.hflip, c.balanced, c.workers, seed=c.seed,
                            epoch_images=plan.get('epoch_images') or None, valid_images=plan.get('valid_images'))
+    if plan and c.freeze_epochs and plan['freeze_images'] < len(src.train):  # a shorter frozen phase
+        dls.phase_train['frozen'] = make_dataloaders(src, spec, c.bs, aug, c.hflip, c.balanced, c.workers,
+                                                     seed=c.seed, epoch_images=plan['freeze_images']).train
     y = src.targets(src.train)
     counts = y.sum(0) if src.task == 'multi_label' else np.bincount(y, minlength=src.n_classes)
     mixer = _mixer(c.mixup, src, c.label_smoothing) if c.mixup else None
