@@ -108,7 +108,8 @@ def _train_options(p):
     add_params(p.add_mutually_exclusive_group(), from_folder, 'valid_dir valid_pct', valid_dir=dict(flag='--valid'))
     add_params(p, lib('train'), 'arch pretrained epochs size bs lr loss weighted balanced aug schedule patience seed',
                pretrained=dict(type=_weights, help='true (package or hub), hub, package, a weights file, or false'),
-               loss=dict(choices=lib('LOSSES')), aug=dict(choices=('auto', *AUG_PRESETS)), schedule=dict(choices=lib('SCHEDULES')))
+               loss=dict(choices=lib('LOSSES')), aug=dict(choices=('auto', *AUG_PRESETS)),
+               schedule=dict(choices=lib('SCHEDULES')))
     p.add_argument('--multi-label', action='store_true', help='multi-label task (needs --csv)')
     p.add_argument('--csv', help='CSV of image paths and labels (paths relative to DATA)')
     delim = f"separator of the labels in a cell (with --multi-label: {_LABEL_DELIM!r} if not given)"
@@ -128,12 +129,11 @@ def _delim(a) -> str|None: return (a.label_delim or _LABEL_DELIM) if a.multi_lab
 
 def cmd_train(a):
     "Fine-tune a pretrained backbone and save a bundle"
-    t0 = time.time()
     if a.processes != 1: check_processes(a.processes)  # at once, not after reading the data
     src = _source(a)
     print(dataset_report(src).summary())
     train = lib('train')
-    res = train(**args_for(train, a, data=src, budget_start=t0))  # a time budget counts from the command's start
+    res = train(**args_for(train, a, data=src, budget_start=getattr(a, 'started', None)))  # see `main`
     lib('save_result')(res, a.out)
     print(f"saved bundle to {a.out} ({', '.join(f'{k} {v}' for k,v in res.metrics.items())}; {res.seconds:.0f} s)")
 
@@ -313,10 +313,12 @@ def missing_extra(e:ModuleNotFoundError) -> str|None:
 # %% ../nbs/22_cli.ipynb #947d9ec5
 def main(argv=None) -> int:
     "Entry point of the `imgcls` command"
+    started = time.time()  # `--time-budget` counts from here: importing torch and reading the data are in it
     argv = sys.argv[1:] if argv is None else list(argv)
     cmd = next((x for x in argv if not x.startswith('-')), None)  # `imgcls` itself has no option with a value
     try:
         a = make_parser({cmd}).parse_args(argv)
+        a.started = started
         a.func(a)
     except ImgclsError as e:
         print(f"imgcls {cmd}: error: {e}", file=sys.stderr)

@@ -27,11 +27,11 @@ from .models import save_bundle
 
 
 # %% auto #0
-__all__ = ['SCHEDULES', 'MAX_BUDGET_EPOCHS', 'BUDGET_SHARE', 'BUDGET_VALID', 'BUDGET_FROZEN', 'ImageDataset', 'collate_skip_bad',
-           'balanced_sampler', 'DataLoaders', 'make_dataloaders', 'activation', 'get_preds', 'quick_metrics', 'Trainer',
-           'discriminative_lrs', 'freeze_first', 'fine_tune', 'LRFind', 'lr_find', 'auto_size', 'auto_aug', 'Speed',
-           'measure_speed', 'preferred_epochs', 'Plan', 'plan_budget', 'TrainResult', 'as_source', 'train',
-           'AcceleratedTrainer', 'record_valid_reference', 'save_result', 'sample_bundle']
+__all__ = ['SCHEDULES', 'MAX_BUDGET_EPOCHS', 'BUDGET_SHARE', 'BUDGET_VALID', 'BUDGET_FROZEN', 'REFERENCE_IMAGES', 'ImageDataset',
+           'collate_skip_bad', 'balanced_sampler', 'DataLoaders', 'make_dataloaders', 'activation', 'get_preds',
+           'quick_metrics', 'Trainer', 'discriminative_lrs', 'freeze_first', 'fine_tune', 'LRFind', 'lr_find',
+           'auto_size', 'auto_aug', 'Speed', 'measure_speed', 'preferred_epochs', 'Plan', 'plan_budget', 'TrainResult',
+           'as_source', 'train', 'AcceleratedTrainer', 'record_valid_reference', 'save_result', 'sample_bundle']
 
 # %% ../nbs/08_train.ipynb #e3b3fda8
 class ImageDataset(Dataset):
@@ -62,7 +62,7 @@ def collate_skip_bad(batch):
 
 # %% ../nbs/08_train.ipynb #bab23ac1
 def balanced_sampler(src:DataSource, seed:int=42, n:int|None=None) -> WeightedRandomSampler:
-    "Sample `n` training images (default: as many as there are) with probability inversely proportional to their class frequency"
+    "Draw `n` training images (default: as many as there are), each with weight 1/(its class's count)"
     y = src.targets(src.train)
     if src.task == 'single_label':
         counts = np.bincount(y, minlength=src.n_classes)
@@ -96,7 +96,7 @@ def make_dataloaders(src:DataSource, spec:PreprocessSpec,
                      workers:int|None=None, # Loader processes (default 0 when images are cached, else 1 per 2 cores)
                      cache:bool|None=None, # Keep decoded images in memory (default: when they fit)
                      seed:int=42,
-                     epoch_images:int|None=None, # Training images per epoch: a new random subset each epoch (default: all)
+                     epoch_images:int|None=None, # Training images per epoch, a new random subset each (default: all)
                      valid_images:int|None=None, # Validate on a fixed random subset of this many images (default: all)
                     ) -> DataLoaders:
     "Loaders for a `DataSource`: augmented, shuffled (or balanced) training and deterministic validation"
@@ -479,7 +479,9 @@ def _time_steps(model, dl, n:int, train:bool) -> tuple:
     for i in range(n + 1):
         t = time.perf_counter()  # decoding and augmenting the batch count too
         b = next(it, None)
-        if b is None: it = iter(dl); b = next(it)
+        if b is None:
+            it = iter(dl)
+            b = next(it)
         if b is None: continue
         xb = b[0].contiguous(memory_format=torch.channels_last)
         if train:
@@ -514,6 +516,7 @@ MAX_BUDGET_EPOCHS = 20 # A budget never buys more epochs than this (a bigger siz
 BUDGET_SHARE = 0.9 # The plan aims at this share of what is left of the budget
 BUDGET_VALID = 2000 # Validation images per epoch in a budgeted run, at most (a fixed random subset)
 BUDGET_FROZEN = 5000 # Training images of the frozen phase in a budgeted run, at most (the head learns fast)
+REFERENCE_IMAGES = 2000 # Validation images in a saved bundle's drift reference, at most (`record_valid_reference`)
 
 def preferred_epochs(n_train:int) -> int:
     "The epochs a budgeted run wants before it spends time on a bigger size: 6 for small data, 4 for large"
@@ -537,7 +540,8 @@ class Plan:
 
 def _epochs_fit(sp:Speed, avail:float, n_train:int, nf:int, nv:int, n_valid:int, freeze_epochs:int) -> tuple:
     "Whole epochs that fit in `avail` seconds at speeds `sp`, and the seconds of the fixed part and of an epoch"
-    fixed = freeze_epochs*(sp.frozen*nf + sp.valid*nv) + sp.valid*(nv + n_valid) + 2*sp.setup + 1.0
+    end = 2*sp.valid*min(n_valid, REFERENCE_IMAGES) + 2*sp.setup + 3.0  # saving: the drift reference, the weights
+    fixed = freeze_epochs*(sp.frozen*nf + sp.valid*nv) + sp.valid*nv + end
     epoch = sp.train*n_train + sp.valid*nv
     return max(0, int((avail - fixed)//epoch)), fixed, epoch
 
@@ -564,7 +568,7 @@ def plan_budget(budget:float, # The whole budget in seconds
     nv = min(n_valid, max(min_valid, n_valid//10))
     def subset(s):
         sp = speeds[s]
-        fixed = (want + freeze_epochs + 1)*sp.valid*nv + sp.valid*n_valid + 2*sp.setup + 1.0
+        fixed = (want + freeze_epochs + 1)*sp.valid*nv + sp.valid*min(n_valid, REFERENCE_IMAGES) + 2*sp.setup + 1.0
         per_image = sp.train*want + sp.frozen*freeze_epochs
         return int((avail - fixed)/per_image), fixed, per_image
     size = max(sizes, key=lambda s: (subset(s)[0], s))
@@ -670,8 +674,8 @@ def _budget_plan(src:DataSource, cfg:dict, start:float) -> dict:
             atomic_write_text(saved, json.dumps(dataclasses.asdict(plan)))
     msg = f"time budget: {plan}"
     print(msg) if c.progress else get_logger().info(msg)
-    return dict(size=plan.size, epochs=plan.epochs, freeze_epochs=plan.freeze_epochs, budget_plan=dataclasses.asdict(plan),
-                deadline=start + budget)
+    return dict(size=plan.size, epochs=plan.epochs, freeze_epochs=plan.freeze_epochs,
+                budget_plan=dataclasses.asdict(plan), deadline=start + budget)
 
 def _trainer(src:DataSource, c:AttrDict, trainer_cls=Trainer, callbacks=()) -> Trainer:
     "The `trainer_cls` that `train`'s arguments `c` describe: model, loaders and loss"
@@ -784,10 +788,13 @@ from .bundle import write_reference
 def record_valid_reference(result:TrainResult, # What `train` returned
                            path, # The bundle folder it was saved to
                            bs:int=64,
+                           max_images:int=REFERENCE_IMAGES, # A seeded random subset of a larger validation split
                           ) -> dict|None:
     "Store the drift reference profile of a saved bundle from its validation images (None when it has none)"
     paths = list(result.source.valid.path)
     if not paths: return None
+    if len(paths) > max_images:
+        paths = [paths[i] for i in sorted(np.random.default_rng(0).choice(len(paths), max_images, replace=False))]
     clf = Classifier(result.model, read_config(path), Path(path))
     p = clf.profile_inputs(paths, bs)
     return write_reference(path, p['logits'], p['embeddings'], f"validation split of {result.source.root}",
