@@ -174,7 +174,7 @@ def test_train_defaults_follow_train():
     assert a.arch == cli.lib('train').__globals__['DEFAULT_ARCH']
 
 def test_choices_are_the_library_constants():
-    expected = {('train', 'loss'): cli.lib('LOSSES'), ('train', 'aug'): AUG_PRESETS,
+    expected = {('train', 'loss'): cli.lib('LOSSES'), ('train', 'aug'): ('auto', *AUG_PRESETS),
                 ('train', 'schedule'): cli.lib('SCHEDULES'), ('predict', 'format'): FORMATS,
                 ('predict', 'backend'): BACKENDS, ('predict', 'video_mode'): VIDEO_MODES,
                 ('zeroshot', 'format'): FORMATS, ('zeroshot', 'task'): TASKS, ('monitor', 'backend'): BACKENDS}
