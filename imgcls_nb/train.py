@@ -445,17 +445,20 @@ def lr_find(trainer:Trainer, start_lr:float=1e-6, end_lr:float=1.0, num_it:int=6
     return LRFind(lrs, losses, float(lrs[int(np.argmin(losses))]/10))
 
 # %% ../nbs/08_train.ipynb #871b939a
+def _median_short(src:DataSource) -> float|None:
+    "The median shorter side of the images, in pixels (None when the source was read without checking them)"
+    if 'width' not in src.items or not len(src.items): return None
+    return float(np.median(np.minimum(src.items.width, src.items.height)))
+
 def auto_size(src:DataSource, default:int, lo:int=64, factor:float=3.0) -> int:
     "Input size for a dataset: `factor` x the median shorter image side, rounded up to 32, within [lo, default]"
-    if 'width' not in src.items or not len(src.items): return default
-    short = float(np.median(np.minimum(src.items.width, src.items.height)))
+    if (short := _median_short(src)) is None: return default
     return int(min(default, max(lo, math.ceil(factor*short/32)*32)))
 
 def auto_aug(src:DataSource, size:int) -> str:
     "'none' when the median image is upscaled 2x or more to `size` (crops throw away its few pixels), else 'light'"
-    if 'width' not in src.items or not len(src.items): return 'light'
-    short = float(np.median(np.minimum(src.items.width, src.items.height)))
-    return 'none' if 2*short <= size else 'light'
+    short = _median_short(src)
+    return 'light' if short is None or 2*short > size else 'none'
 
 # %% ../nbs/08_train.ipynb #2bb13a8c
 @dataclass
