@@ -256,27 +256,36 @@ def _blurred(img:Image.Image) -> Image.Image:
     from PIL import ImageFilter
     return img.filter(ImageFilter.GaussianBlur(max(1, min(img.size)/10)))
 
+def _blanked(a:np.ndarray, fill:np.ndarray, idx:np.ndarray) -> Image.Image:
+    "The (h, w, 3) image `a` with the flat pixel indices `idx` taken from `fill`"
+    b = a.reshape(-1, 3).copy()
+    b[idx] = fill.reshape(-1, 3)[idx]
+    return Image.fromarray(b.reshape(a.shape).round().astype(np.uint8))
+
 def deletion_drop(clf, # A torch `Classifier`
                   img:Image.Image, # An RGB image
-                  cam_map:np.ndarray, # (size, size) map over the model input
-                  frac:float=0.2, # Share of the input's pixels blanked
+                  heatmap:np.ndarray, # (height, width) map in the image's pixels, e.g. `Explanation.heatmap`
+                  frac:float=0.2, # Share of the image's pixels blanked
                   n_random:int=5, # Random draws to compare with
                   seed:int=0,
-                  blank:str='mean', # What blanked pixels get: 'mean' (0 after normalisation) or 'blur'
+                  blank:str='blur', # What blanked pixels get: 'blur' (the blurred image) or 'mean' (the spec's mean)
                  ) -> tuple:
     "(probability drop when the map's top `frac` pixels are blanked, mean drop over `n_random` random blankings)"
-    x = clf.spec(img)
-    if blank not in ('mean', 'blur'): raise ValueError(f"blank must be 'mean' or 'blur', not {blank!r}")
-    fill = clf.spec(_blurred(img)).reshape(3, -1) if blank == 'blur' else np.zeros((3, x[0].size), x.dtype)
-    p0 = clf.predict_arrays(x[None])[0]
-    k, n = int(p0.argmax()), cam_map.size
-    top = np.argsort(-cam_map.ravel(), kind='stable')[:int(frac*n)]
+    if blank not in ('mean', 'blur'): raise ValueError(f"blank must be 'blur' or 'mean', not {blank!r}")
+    a = np.asarray(to_rgb(img), np.float32)
+    if heatmap.shape != a.shape[:2]:
+        raise ValueError(f"the map is {heatmap.shape} and the image {a.shape[:2]} (height, width): give the map in "
+                         "the image's pixels, as `explain` returns it")
+    fill = (np.asarray(_blurred(to_rgb(img)), np.float32) if blank == 'blur' else
+            np.broadcast_to(255*np.asarray(clf.spec.mean, np.float32), a.shape))
+    n = heatmap.size
+    top = np.argsort(-heatmap.ravel(), kind='stable')[:int(frac*n)]
     rng = np.random.default_rng(seed)
     masks = [top] + [rng.choice(n, int(frac*n), replace=False) for _ in range(n_random)]
-    xs = np.repeat(x[None], len(masks), 0).reshape(len(masks), 3, -1)
-    for i,m in enumerate(masks): xs[i][:, m] = fill[:, m]
-    p = clf.predict_arrays(xs.reshape(len(masks), *x.shape))[:, k]
-    return float(p0[k] - p[0]), float((p0[k] - p[1:]).mean())
+    p = clf.predict_arrays(np.stack([clf.spec(to_rgb(img))] + [clf.spec(_blanked(a, fill, m)) for m in masks]))
+    k = int(p[0].argmax())
+    return float(p[0, k] - p[1, k]), float((p[0, k] - p[2:, k]).mean())
+
 
 # %% ../nbs/17_explain.ipynb #22ad6bb6
 def _unique_stem(path:str, used:set) -> str:
