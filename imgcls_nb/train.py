@@ -190,7 +190,9 @@ def _optimizer(self:Trainer, groups:list, lrs:list):
 def _scheduler(self:Trainer, opt, total:int):
     peaks = [g['lr'] for g in opt.param_groups]
     if self.schedule == 'one_cycle':
-        return torch.optim.lr_scheduler.OneCycleLR(opt, peaks, total_steps=max(total, 2), pct_start=self.pct_start)
+        total = max(total, 2)  # torch divides by zero when the warm-up ends exactly on step 1 (e.g. 4 steps at 25%)
+        pct = max(self.pct_start, 1.5/total)
+        return torch.optim.lr_scheduler.OneCycleLR(opt, peaks, total_steps=total, pct_start=pct)
     warm = max(1, int(total*self.pct_start))
     f = lambda s: (s + 1)/warm if s < warm else 0.5*(1 + math.cos(math.pi*min(1.0, (s - warm)/max(1, total - warm))))
     return torch.optim.lr_scheduler.LambdaLR(opt, f)
