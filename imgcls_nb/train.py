@@ -610,8 +610,11 @@ def as_source(data, valid_pct, seed) -> DataSource:
     return from_folder(data, valid_pct=valid_pct, seed=seed)
 
 def _final_metrics(trainer:Trainer) -> dict:
-    row = trainer.validate()
-    return {k:round(float(v), 4) for k,v in row.items()}
+    "Validation metrics of the weights `train` returns: the best epoch's (`restore_best` loaded them), else a new pass"
+    row = next((r for r in trainer.history if r['epoch'] == trainer.best_epoch), None)
+    if row is None or trainer.best_state is None: row = trainer.validate()
+    skip = ('epoch', 'phase', 'train_loss', 'time')
+    return {k:round(float(v), 4) for k,v in row.items() if k not in skip and isinstance(v, (int, float))}
 
 # %% ../nbs/08_train.ipynb #dbc7f4a3
 def train(data, # A `DataSource` or an ImageFolder path
