@@ -1,6 +1,6 @@
 """Default `imgcls train` against fastai and logistic regression on a Fashion-MNIST subset, plus the engine overhead.
 
-    make bench            # or: python benchmarks/bench_train.py [--per-class 100] [--valid 50] [--test 2000]
+    make bench            # or: python benchmarks/bench_train.py [--per-class 100] [--valid 50] [--test 2000] [--runs 3]
 
 Data (issue 13's protocol): `--per-class` training and `--valid` validation images per class from the Fashion-MNIST
 *training* set (Debian package `dataset-fashion-mnist`), written as PNG files into DATA/train/<class> and
@@ -17,6 +17,9 @@ and importing its libraries:
 
 Then the engine overhead: one epoch of fastai's `Learner.fit_one_cycle` against `imgcls_nb.train.Trainer.fit`
 on the same model, data loader (64 px) and batch size; median of `--repeats` epochs each.
+
+`--runs N` runs the fastai and imgcls jobs N times each, interleaved, and reports the median wall time (and
+accuracy): on a shared 2-core machine one run of the same job measured 56 s and 67 s.
 """
 import argparse, gzip, json, shutil, statistics, subprocess, sys, tempfile, time
 from pathlib import Path
@@ -71,6 +74,7 @@ def bench_logreg(train, test):
 
 def bench_imgcls(train, valid, test, work):
     exe = Path(sys.executable).parent/'imgcls'
+    shutil.rmtree(work/'bundle', ignore_errors=True)  # a bundle from the previous run
     r, secs = timed(subprocess.run, [str(exe), 'train', str(train), '--valid', str(valid), '--out', str(work/'bundle')],
                     capture_output=True, text=True)
     if r.returncode: raise SystemExit(r.stderr)
@@ -121,6 +125,13 @@ def bench_fastai(root, test, size, arch, epochs, tuned):
     # the process's wall time less the test predictions (imgcls's test predictions run outside its timed process)
     return dict(method=name, accuracy=out['accuracy'], seconds=secs - out['test_seconds'], notes=notes)
 
+def median_row(rows:list) -> dict:
+    "One method's row over repeated runs: the median wall time and accuracy, every run's time in the notes"
+    out = dict(rows[0], seconds=statistics.median(r['seconds'] for r in rows),
+               accuracy=statistics.median(r['accuracy'] for r in rows))
+    if len(rows) > 1: out['notes'] += f"; median of {len(rows)} runs: " + ', '.join(f"{r['seconds']:.0f}" for r in rows) + ' s'
+    return out
+
 def bench_engine(train, valid, repeats, arch):
     "Seconds per epoch: fastai Learner vs imgcls Trainer, same model/loader/loss/schedule"
     import torch
@@ -157,6 +168,7 @@ def main():
     ap.add_argument('--fastai-size', type=int, default=64)
     ap.add_argument('--fastai-job', help=argparse.SUPPRESS)
     ap.add_argument('--repeats', type=int, default=3)
+    ap.add_argument('--runs', type=int, default=1, help='run fastai and imgcls this many times each, interleaved; medians')
     ap.add_argument('--skip-fastai', action='store_true')
     ap.add_argument('--json', help='also write the results here')
     a = ap.parse_args()
@@ -166,10 +178,11 @@ def main():
     try:
         train, valid, test = make_data(work, a.per_class, a.valid, a.test)
         rows = [bench_logreg(train, test)]
-        if not a.skip_fastai:
-            rows.append(bench_fastai(work, test, a.fastai_size, arch, 3, False))
-            rows.append(bench_fastai(work, test, a.fastai_size, arch, 6, True))
-        rows.append(bench_imgcls(train, valid, test, work))
+        jobs = [] if a.skip_fastai else [lambda: bench_fastai(work, test, a.fastai_size, arch, 3, False),
+                                         lambda: bench_fastai(work, test, a.fastai_size, arch, 6, True)]
+        jobs.append(lambda: bench_imgcls(train, valid, test, work))
+        runs = [[job() for job in jobs] for _ in range(a.runs)]  # interleaved, so a slow spell hits every method
+        rows += [median_row([r[j] for r in runs]) for j in range(len(jobs))]
         engine = {} if a.skip_fastai else bench_engine(train, valid, a.repeats, arch)
     finally: shutil.rmtree(work, ignore_errors=True)
     ref = next((r['seconds'] for r in rows if r['method'].startswith('fastai')), None)
