@@ -14,8 +14,10 @@
    image against 0.77 for the forward). So the table gives the achieved GFLOP/s and their share of the matmul
    rate measured in the same run. Then `train`'s default, with the first 2% of the body's parameters (the stem and
    the first three stages of Lite0) left frozen (`keep_frozen=0.02`): their weights get no gradient and nothing
-   flows back into them, so a step costs 3 x forward less 2 x the frozen layers' forward. Also: the frozen phase (the backbone's weights get no gradient, but its batch
-   norms still train, so gradients flow back through the network: 2 x forward), bf16 autocast and contiguous (NCHW) memory at 64 px, for the levers the issue asks to measure.
+   flows back into them, so a step costs 3 x forward less 2 x the frozen layers' forward. Also: the frozen phase
+   (the backbone's weights get no gradient, but its batch norms still train, so gradients flow back through the
+   network: 2 x forward), bf16 autocast and contiguous (NCHW) memory at 64 px, for the levers the issue asks to
+   measure.
 
 No timed test: figures are ratios in one run; compare only within a run (the CPU model changes between machines).
 """

@@ -272,17 +272,18 @@ def deletion_drop(clf, # A torch `Classifier`
                  ) -> tuple:
     "(probability drop when the map's top `frac` pixels are blanked, mean drop over `n_random` random blankings)"
     if blank not in ('mean', 'blur'): raise ValueError(f"blank must be 'blur' or 'mean', not {blank!r}")
-    a = np.asarray(to_rgb(img), np.float32)
+    img = to_rgb(img)
+    a = np.asarray(img, np.float32)
     if heatmap.shape != a.shape[:2]:
         raise ValueError(f"the map is {heatmap.shape} and the image {a.shape[:2]} (height, width): give the map in "
                          "the image's pixels, as `explain` returns it")
-    fill = (np.asarray(_blurred(to_rgb(img)), np.float32) if blank == 'blur' else
+    fill = (np.asarray(_blurred(img), np.float32) if blank == 'blur' else
             np.broadcast_to(255*np.asarray(clf.spec.mean, np.float32), a.shape))
     n = heatmap.size
     top = np.argsort(-heatmap.ravel(), kind='stable')[:int(frac*n)]
     rng = np.random.default_rng(seed)
     masks = [top] + [rng.choice(n, int(frac*n), replace=False) for _ in range(n_random)]
-    p = clf.predict_arrays(np.stack([clf.spec(to_rgb(img))] + [clf.spec(_blanked(a, fill, m)) for m in masks]))
+    p = clf.predict_arrays(np.stack([clf.spec(img)] + [clf.spec(_blanked(a, fill, m)) for m in masks]))
     k = int(p[0].argmax())
     return float(p[0, k] - p[1, k]), float((p[0, k] - p[2:, k]).mean())
 
