@@ -106,10 +106,11 @@ def _train_options(p):
     p.add_argument('data', help='image folder (ImageFolder layout), or the folder CSV paths are relative to')
     p.add_argument('--out', required=True, help='bundle folder to write')
     add_params(p.add_mutually_exclusive_group(), from_folder, 'valid_dir valid_pct', valid_dir=dict(flag='--valid'))
-    add_params(p, lib('train'), 'arch pretrained epochs size bs lr loss weighted balanced aug schedule patience seed',
+    add_params(p, lib('train'), 'arch pretrained epochs size bs lr loss weighted balanced aug schedule patience '
+               'valid_every seed',
                pretrained=dict(type=_weights, help='true (package or hub), hub, package, a weights file, or false'),
                loss=dict(choices=lib('LOSSES')), aug=dict(choices=('auto', *AUG_PRESETS)),
-               schedule=dict(choices=lib('SCHEDULES')))
+               schedule=dict(choices=lib('SCHEDULES')), valid_every=dict(choices=('auto', 'epoch', 'phase')))
     p.add_argument('--multi-label', action='store_true', help='multi-label task (needs --csv)')
     p.add_argument('--csv', help='CSV of image paths and labels (paths relative to DATA)')
     delim = f"separator of the labels in a cell (with --multi-label: {_LABEL_DELIM!r} if not given)"
