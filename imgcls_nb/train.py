@@ -19,10 +19,10 @@ from fastcore.basics import patch, AttrDict
 from .core import *
 from .data import DataSource, from_folder, load_image, sample_data
 from .preprocess import PreprocessSpec, spec_from_timm, eval_transform, train_transform, batch_mixer
-from .models import DEFAULT_ARCH, create_model, freeze, unfreeze, param_groups, head_params
+from .models import DEFAULT_ARCH, create_model, freeze, unfreeze, param_groups, head_params, classifier_layer
 from .losses import make_loss
 from . import __version__
-from .bundle import make_config, dataset_summary, read_config, resolve
+from .bundle import make_config, dataset_summary, read_config, resolve, input_stats
 from .models import save_bundle
 
 
@@ -183,6 +183,7 @@ class Trainer:
         self.bn_stats, self.ckpt_dir = bn_stats, Path(ckpt_dir) if ckpt_dir else None
         self.task = dls.source.task
         self.history, self.done, self.best_score, self.best_state, self.best_epoch = [], {}, math.inf, None, None
+        self.valid_profile = self.best_profile = None # The last / the best epoch's validation pass (`validate`)
         self.scaler = torch.amp.GradScaler('cuda') if self.amp and self.device == 'cuda' else None
         self.deadline = None # A `time.time()` by which to stop (set by a time-budgeted `train`; a guard, not the plan)
 
@@ -239,9 +240,19 @@ def _train_epoch(self:Trainer, opt, sched, desc:str) -> float:
 # %% ../nbs/08_train.ipynb #906ffba6
 @patch
 def validate(self:Trainer) -> dict:
-    "Validation loss and the quick metric"
+    "Validation loss and the quick metric; the pass's raw logits, embeddings and `input_stats` go to `valid_profile`"
     loss_fn = self.loss_fn.to(self.device)
-    p, y, loss = get_preds(self.model, self.dls.valid, self.task, self.device, self.channels_last, loss_fn)
+    prof = dict(logits=[], embeddings=[], stats=[])
+    spec = self.dls.spec
+    grab = lambda k, t: prof[k].append(t.detach().flatten(1).float().cpu())
+    stats = lambda m, a: prof['stats'].append(input_stats(a[0].float().cpu().numpy(), spec))
+    hooks = [self.model.register_forward_pre_hook(stats),
+             self.model.register_forward_hook(lambda m, a, out: grab('logits', out)),
+             classifier_layer(self.model).register_forward_pre_hook(lambda m, a: grab('embeddings', a[0]))]
+    try: p, y, loss = get_preds(self.model, self.dls.valid, self.task, self.device, self.channels_last, loss_fn)
+    finally:
+        for h in hooks: h.remove()
+    self.valid_profile = {k:(torch.cat(v).numpy() if k != 'stats' else np.concatenate(v)) for k,v in prof.items() if v}
     return dict(valid_loss=loss, **quick_metrics(p, y, self.task))
 
 # %% ../nbs/08_train.ipynb #c11e999a
@@ -281,8 +292,9 @@ def load_checkpoint(self:Trainer, path=None) -> dict|None:
 
 # %% ../nbs/08_train.ipynb #11b82e72
 def _cell(k:str, v) -> str:
-    "A column of the epoch table: times to 0.1 s, other numbers to 4 decimals"
+    "A column of the epoch table: times to 0.1 s, other numbers to 4 decimals, '-' for an epoch not validated"
     if not isinstance(v, float): return f"{v:>14}"
+    if math.isnan(v): return f"{'-':>14}"
     return f"{v:>14.1f}" if k == 'time' else f"{v:>14.4f}"
 
 @patch
@@ -305,6 +317,7 @@ def _end_epoch(self:Trainer, phase:str, t0:float, train_loss:float, validate:boo
         if score < self.best_score:
             self.best_score, self.best_epoch = score, row['epoch']
             self.best_state = {k:v.detach().cpu().clone() for k,v in self.model.state_dict().items()}
+            self.best_profile = self.valid_profile
             self._save('best.pt', self.best_state)
     for cb in self.callbacks: cb(self, row)
     return validate and self.patience is not None and row['epoch'] - self.best_epoch >= self.patience
@@ -618,6 +631,7 @@ class TrainResult:
     metrics:dict # Final validation metrics (best epoch)
     config:dict # The arguments of the run
     seconds:float # Wall time of training
+    valid_profile:dict|None = None # The returned weights' validation pass (`Trainer.validate`), for the drift reference
     @property
     def classes(self): return self.source.classes
     @property
@@ -733,8 +747,10 @@ def _train_on(src:DataSource, cfg:dict, trainer_cls=Trainer, callbacks=(), t0:fl
     if c.resume: tr.load_checkpoint()
     fine_tune(tr, c.epochs, c.freeze_epochs, c.lr, c.lr_mult, keep_frozen=c.get('keep_frozen', 0.0))
     cfg = {k:v for k,v in cfg.items() if k != 'deadline'} | {'size': tr.dls.spec.size}
+    whole = isinstance(tr.dls.valid.dataset, ImageDataset)  # every validation image, in order (not `valid_images`)
     return TrainResult(tr.model.cpu().to(memory_format=torch.contiguous_format).eval(), c.arch, tr.dls.spec, src,
-                       tr.history_df, _final_metrics(tr), cfg, round(time.time() - (t0 or time.time()), 1))
+                       tr.history_df, _final_metrics(tr), cfg, round(time.time() - (t0 or time.time()), 1),
+                       tr.best_profile if whole and tr.best_state is not None else None)
 
 def _mixer(mixup, src, label_smoothing):
     if src.task == 'multi_label': raise ValueError("mixup is for single-label data")
@@ -822,19 +838,22 @@ def record_valid_reference(result:TrainResult, # What `train` returned
     "Store the drift reference profile of a saved bundle from its validation images (None when it has none)"
     paths = list(result.source.valid.path)
     if not paths: return None
-    if len(paths) > max_images:
-        paths = [paths[i] for i in sorted(np.random.default_rng(0).choice(len(paths), max_images, replace=False))]
-    clf = Classifier(result.model, read_config(path), Path(path))
-    p = clf.profile_inputs(paths, bs)
-    return write_reference(path, p['logits'], p['embeddings'], f"validation split of {result.source.root}",
-                           stats=p['stats'])
+    keep = np.arange(len(paths))
+    if len(paths) > max_images: keep = np.sort(np.random.default_rng(0).choice(len(paths), max_images, replace=False))
+    data, p = f"validation split of {result.source.root}", result.valid_profile
+    if p is None or len(p.get('logits', ())) != len(paths) or 'embeddings' not in p:  # no usable pass: run one
+        p = Classifier(result.model, read_config(path), Path(path)).profile_inputs([paths[i] for i in keep], bs)
+        keep = slice(None)
+    return write_reference(path, p['logits'][keep], p['embeddings'][keep], data, stats=p['stats'][keep])
 
 # %% ../nbs/08_train.ipynb #af14fcd9
 def save_result(result:TrainResult, # What `train` (or `ladder.fit_probe`) returned
                 path, # Bundle folder to write
                ) -> Path:
     "Save a `TrainResult` from `train` as a bundle"
-    training = {**result.config, 'seconds': result.seconds, 'history': result.history.to_dict('records')}
+    h = result.history
+    history = h.astype(object).where(h.notna(), None).to_dict('records')  # JSON null for an epoch not validated
+    training = {**result.config, 'seconds': result.seconds, 'history': history}
     head = getattr(result.model, 'head_config', None)
     cfg = make_config(result.arch, result.classes, result.task, result.spec, training=training,
                       dataset=dataset_summary(result.source), metrics=result.metrics, head=head)
