@@ -100,6 +100,10 @@ def _weights(s:str):
     "A `--pretrained` value: 'true' and 'false' as booleans, any other source or file as is"
     return {'true': True, 'false': False}.get(s.lower(), s)
 
+def _auto_or_float(s:str):
+    "A `--drop-path` value: 'auto', or a rate"
+    return s if s == 'auto' else float(s)
+
 def _train_options(p):
     p.description = ('Fine-tune a pretrained timm backbone on a folder of images (DATA/<class>/<image>, or DATA/train '
                      '+ DATA/valid) or on a CSV of paths and labels, and save a model bundle.')
@@ -107,10 +111,11 @@ def _train_options(p):
     p.add_argument('--out', required=True, help='bundle folder to write')
     add_params(p.add_mutually_exclusive_group(), from_folder, 'valid_dir valid_pct', valid_dir=dict(flag='--valid'))
     add_params(p, lib('train'), 'arch pretrained epochs size bs lr loss weighted balanced aug schedule patience '
-               'valid_every seed',
+               'drop_path valid_every seed',
                pretrained=dict(type=_weights, help='true (package or hub), hub, package, a weights file, or false'),
                loss=dict(choices=lib('LOSSES')), aug=dict(choices=('auto', *AUG_PRESETS)),
-               schedule=dict(choices=lib('SCHEDULES')), valid_every=dict(choices=('auto', 'epoch', 'phase')))
+               schedule=dict(choices=lib('SCHEDULES')), valid_every=dict(choices=('auto', 'epoch', 'phase')),
+               drop_path=dict(type=_auto_or_float))
     p.add_argument('--multi-label', action='store_true', help='multi-label task (needs --csv)')
     p.add_argument('--csv', help='CSV of image paths and labels (paths relative to DATA)')
     delim = f"separator of the labels in a cell (with --multi-label: {_LABEL_DELIM!r} if not given)"

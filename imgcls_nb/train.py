@@ -31,8 +31,8 @@ __all__ = ['SCHEDULES', 'MAX_BUDGET_EPOCHS', 'BUDGET_SHARE', 'BUDGET_VALID', 'BU
            'collate_skip_bad', 'balanced_sampler', 'DataLoaders', 'make_dataloaders', 'activation', 'get_preds',
            'quick_metrics', 'Trainer', 'discriminative_lrs', 'freeze_first', 'fine_tune', 'LRFind', 'lr_find',
            'auto_size', 'auto_aug', 'Speed', 'measure_speed', 'preferred_epochs', 'Plan', 'plan_budget',
-           'auto_valid_every', 'TrainResult', 'as_source', 'train', 'AcceleratedTrainer', 'record_valid_reference',
-           'save_result', 'sample_bundle']
+           'auto_valid_every', 'auto_drop_path', 'TrainResult', 'as_source', 'train', 'AcceleratedTrainer',
+           'record_valid_reference', 'save_result', 'sample_bundle']
 
 # %% ../nbs/08_train.ipynb #e3b3fda8
 class ImageDataset(Dataset):
@@ -619,6 +619,22 @@ def _valid_every(dls:DataLoaders, c:AttrDict) -> str:
     ve = c.get('valid_every', 'auto')  # configs saved before it existed lack it
     return auto_valid_every(dls, c.patience) if ve == 'auto' else ve
 
+# %% ../nbs/08_train.ipynb #2e765188
+def auto_drop_path(n_train:int) -> float:
+    "The stochastic-depth rate `train` uses by default: 0.2 for up to 10,000 training images, else 0"
+    return 0.2 if n_train <= 10_000 else 0.0
+
+def _model(src:DataSource, c:AttrDict) -> nn.Module:
+    "The model `train`'s arguments `c` describe, with stochastic depth (`drop_path`) where the architecture has it"
+    dp = c.get('drop_path', 0.0)  # configs saved before it existed lack it
+    rate = auto_drop_path(len(src.train)) if dp == 'auto' else float(dp or 0)
+    if not rate: return create_model(c.arch, src.n_classes, c.pretrained)
+    try: return create_model(c.arch, src.n_classes, c.pretrained, drop_path_rate=rate)
+    except TypeError:
+        if dp != 'auto': raise ImgclsError(f"{c.arch!r} has no stochastic depth (drop_path_rate): leave drop_path "
+                                           "at 'auto' or 0") from None
+        return create_model(c.arch, src.n_classes, c.pretrained)
+
 # %% ../nbs/08_train.ipynb #2c65a0a2
 @dataclass
 class TrainResult:
@@ -664,6 +680,7 @@ def train(data, # A `DataSource` or an ImageFolder path
           weighted:bool=False, # Class-weighted loss
           balanced:bool=False, # Balanced class sampling
           label_smoothing:float=0.1, # Single-label cross-entropy / focal only
+          drop_path:float|str='auto', # Stochastic depth rate, or 'auto' (`auto_drop_path`)
           aug:str='auto', # Augmentation preset, or 'auto': 'none' for images upscaled 2x or more, else 'light'
           hflip:bool=True, # Random horizontal flips
           mixup:float=0.0, # Mixup alpha (0 = off)
@@ -721,7 +738,7 @@ def _budget_plan(src:DataSource, cfg:dict, start:float) -> dict:
 
 def _trainer(src:DataSource, c:AttrDict, trainer_cls=Trainer, callbacks=()) -> Trainer:
     "The `trainer_cls` that `train`'s arguments `c` describe: model, loaders and loss"
-    model = create_model(c.arch, src.n_classes, c.pretrained)
+    model = _model(src, c)
     spec = spec_from_timm(model, size=c.size or auto_size(src, spec_from_timm(model).size))
     plan = c.get('budget_plan') or {}
     aug = auto_aug(src, spec.size) if c.aug == 'auto' else c.aug
