@@ -84,7 +84,8 @@ def bench_imgcls(train, valid, test, work):
     acc = float(np.mean([p.label == l for p, l in zip(clf.predict(fs, bs=128), ls)]))
     cfg = json.loads((work/'bundle'/'config.json').read_text())['training']
     return dict(method='imgcls train (defaults)', accuracy=acc, seconds=secs,
-                notes=f"{cfg['arch']}, {cfg['size']}px, {cfg['freeze_epochs']}+{cfg['epochs']} epochs")
+                notes=f"{cfg['arch']}, {cfg['size']}px, {cfg['freeze_epochs']}+{cfg['epochs']} epochs, "
+                      f"drop_path {cfg.get('drop_path')}, valid_every {cfg.get('valid_every')}")
 
 def _fastai_learner(dls, arch):
     from fastai.vision.all import vision_learner, accuracy
@@ -129,7 +130,9 @@ def median_row(rows:list) -> dict:
     "One method's row over repeated runs: the median wall time and accuracy, every run's time in the notes"
     out = dict(rows[0], seconds=statistics.median(r['seconds'] for r in rows),
                accuracy=statistics.median(r['accuracy'] for r in rows))
-    if len(rows) > 1: out['notes'] += f"; median of {len(rows)} runs: " + ', '.join(f"{r['seconds']:.0f}" for r in rows) + ' s'
+    if len(rows) > 1:
+        out['notes'] += (f"; median of {len(rows)} runs: " + ', '.join(f"{r['seconds']:.1f}" for r in rows) + ' s, '
+                         + ', '.join(f"{r['accuracy']:.1%}" for r in rows))
     return out
 
 def bench_engine(train, valid, repeats, arch):
@@ -190,8 +193,8 @@ def main():
           f"test images; wall time of each job as its own process\n")
     print('| method | test accuracy | wall time (s) | time vs fastai | setup |\n|---|---|---|---|---|')
     for r in rows:
-        print(f"| {r['method']} | {r['accuracy']:.1%} | {r['seconds']:.0f} | {r['seconds']/ref:.2f}x | {r['notes']} |" if ref else
-              f"| {r['method']} | {r['accuracy']:.1%} | {r['seconds']:.0f} | - | {r['notes']} |")
+        print(f"| {r['method']} | {r['accuracy']:.1%} | {r['seconds']:.1f} | {r['seconds']/ref:.2f}x | {r['notes']} |" if ref else
+              f"| {r['method']} | {r['accuracy']:.1%} | {r['seconds']:.1f} | - | {r['notes']} |")
     if engine:
         print(f"\nTraining engine, one epoch at 64 px, batch 32, median of {a.repeats}\n")
         print('| engine | s/epoch | ratio |\n|---|---|---|')

@@ -37,9 +37,13 @@ __all__ = ['SCHEDULES', 'MAX_BUDGET_EPOCHS', 'BUDGET_SHARE', 'BUDGET_VALID', 'BU
 # %% ../nbs/08_train.ipynb #e3b3fda8
 class ImageDataset(Dataset):
     "Images decoded with `load_image`, transformed, paired with their targets"
-    def __init__(self, paths, targets, transform, cache:bool=False):
+    def __init__(self, paths, targets, transform,
+                 cache:bool=False, # Keep the decoded images in memory
+                 cache_inputs:bool=False, # Keep the transformed tensors instead (for a transform without randomness)
+                ):
         self.paths,self.targets,self.transform = list(map(str, paths)),targets,transform
-        self.cache = {} if cache else None
+        self.cache = {} if cache and not cache_inputs else None
+        self.inputs = {} if cache_inputs else None
     def __len__(self): return len(self.paths)
 
     def image(self, i):
@@ -49,11 +53,14 @@ class ImageDataset(Dataset):
         return self.cache[i]
 
     def __getitem__(self, i):
+        if self.inputs is not None and i in self.inputs: return self.inputs[i], self.targets[i]
         try: img = self.image(i)
         except ImgclsError as e:
             get_logger().warning(f"{e}; skipped")
             return None
-        return self.transform(img), self.targets[i]
+        x = self.transform(img)
+        if self.inputs is not None: self.inputs[i] = x
+        return x, self.targets[i]
 
 # %% ../nbs/08_train.ipynb #b24ab178
 def collate_skip_bad(batch):
@@ -79,6 +86,10 @@ def _should_cache(items:pd.DataFrame, limit:int=200_000_000) -> bool:
     "Cache decoded images when they fit in a modest amount of memory (RGB bytes)"
     return 'width' in items and int((items.width*items.height).sum())*3 < limit
 
+def _inputs_fit(n:int, size:int, limit:int=400_000_000) -> bool:
+    "Whether `n` model inputs (3 x size x size float32) fit in a modest amount of memory"
+    return n*3*size*size*4 < limit
+
 # %% ../nbs/08_train.ipynb #5c1e0579
 @dataclass
 class DataLoaders:
@@ -103,8 +114,10 @@ def make_dataloaders(src:DataSource, spec:PreprocessSpec,
     "Loaders for a `DataSource`: augmented, shuffled (or balanced) training and deterministic validation"
     cache = _should_cache(src.items) if cache is None else cache
     workers = (0 if cache else max(1, available_cores()//2)) if workers is None else workers
-    tr = ImageDataset(src.train.path, src.targets(src.train), train_transform(spec, aug, hflip), cache)
-    va = ImageDataset(src.valid.path, src.targets(src.valid), eval_transform(spec), cache)
+    fits = cache and _inputs_fit(len(src.items), spec.size)  # and then, without augmentation, skip the resizing
+    tr = ImageDataset(src.train.path, src.targets(src.train), train_transform(spec, aug, hflip), cache,
+                      cache_inputs=fits and aug == 'none')
+    va = ImageDataset(src.valid.path, src.targets(src.valid), eval_transform(spec), cache, cache_inputs=fits)
     kw = dict(num_workers=workers, collate_fn=collate_skip_bad, persistent_workers=workers > 0)
     g = torch.Generator().manual_seed(seed)
     n = min(epoch_images or len(tr), len(tr))
