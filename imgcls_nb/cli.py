@@ -28,7 +28,8 @@ __all__ = ['LAZY', 'COMMANDS', 'EXTRAS', 'lib', 'add_param', 'args_for', 'add_pa
 # %% ../nbs/22_cli.ipynb #64d86867
 LAZY = {
     'train': 'imgcls_nb.train:train', 'save_result': 'imgcls_nb.train:save_result',
-    'SCHEDULES': 'imgcls_nb.train:SCHEDULES', 'LOSSES': 'imgcls_nb.losses:LOSSES',
+    'SCHEDULES': 'imgcls_nb.train:SCHEDULES', 'VALID_EVERY': 'imgcls_nb.train:VALID_EVERY',
+    'LOSSES': 'imgcls_nb.losses:LOSSES',
     'export_bundle': 'imgcls_nb.export:export_bundle',
     'evaluate': 'imgcls_nb.evaluate:evaluate', 'report_html': 'imgcls_nb.evaluate:report_html',
     'summary_metrics': 'imgcls_nb.evaluate:summary_metrics',
@@ -114,7 +115,7 @@ def _train_options(p):
                'drop_path valid_every seed',
                pretrained=dict(type=_weights, help='true (package or hub), hub, package, a weights file, or false'),
                loss=dict(choices=lib('LOSSES')), aug=dict(choices=('auto', *AUG_PRESETS)),
-               schedule=dict(choices=lib('SCHEDULES')), valid_every=dict(choices=('auto', 'epoch', 'phase')),
+               schedule=dict(choices=lib('SCHEDULES')), valid_every=dict(choices=('auto', *lib('VALID_EVERY'))),
                drop_path=dict(type=_auto_or_float))
     p.add_argument('--multi-label', action='store_true', help='multi-label task (needs --csv)')
     p.add_argument('--csv', help='CSV of image paths and labels (paths relative to DATA)')

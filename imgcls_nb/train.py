@@ -27,10 +27,10 @@ from .models import save_bundle
 
 
 # %% auto #0
-__all__ = ['SCHEDULES', 'MAX_BUDGET_EPOCHS', 'BUDGET_SHARE', 'BUDGET_VALID', 'BUDGET_FROZEN', 'REFERENCE_IMAGES', 'ImageDataset',
-           'collate_skip_bad', 'balanced_sampler', 'DataLoaders', 'make_dataloaders', 'activation', 'get_preds',
-           'quick_metrics', 'Trainer', 'discriminative_lrs', 'freeze_first', 'fine_tune', 'LRFind', 'lr_find',
-           'auto_size', 'auto_aug', 'Speed', 'measure_speed', 'preferred_epochs', 'Plan', 'plan_budget',
+__all__ = ['SCHEDULES', 'VALID_EVERY', 'MAX_BUDGET_EPOCHS', 'BUDGET_SHARE', 'BUDGET_VALID', 'BUDGET_FROZEN', 'REFERENCE_IMAGES',
+           'ImageDataset', 'collate_skip_bad', 'balanced_sampler', 'DataLoaders', 'make_dataloaders', 'activation',
+           'get_preds', 'quick_metrics', 'Trainer', 'discriminative_lrs', 'freeze_first', 'fine_tune', 'LRFind',
+           'lr_find', 'auto_size', 'auto_aug', 'Speed', 'measure_speed', 'preferred_epochs', 'Plan', 'plan_budget',
            'auto_valid_every', 'auto_drop_path', 'TrainResult', 'as_source', 'train', 'AcceleratedTrainer',
            'record_valid_reference', 'save_result', 'sample_bundle']
 
@@ -163,6 +163,7 @@ def quick_metrics(probs, targets, task:str) -> dict:
 
 # %% ../nbs/08_train.ipynb #c2993fc7
 SCHEDULES = ('one_cycle', 'cosine')
+VALID_EVERY = ('epoch', 'phase') # After every epoch, or after the last epoch of each phase
 
 class Trainer:
     "Runs training phases on a model with checkpoints, early stopping and progress output"
@@ -189,7 +190,7 @@ class Trainer:
         self.patience,self.monitor,self.mixer = patience,monitor,mixer
         self.progress,self.callbacks = progress,list(callbacks)
         if bn_stats not in ('frozen', 'train'): raise ValueError("bn_stats must be 'frozen' or 'train'")
-        if valid_every not in ('epoch', 'phase'): raise ValueError("valid_every must be 'epoch' or 'phase'")
+        if valid_every not in VALID_EVERY: raise ValueError(f"valid_every must be one of {VALID_EVERY}")
         if valid_every == 'phase' and patience is not None:
             raise ValueError("early stopping (patience) watches every epoch: use valid_every='epoch'")
         self.valid_every = valid_every

@@ -180,6 +180,7 @@ def test_choices_are_the_library_constants():
                 ('zeroshot', 'format'): FORMATS, ('zeroshot', 'task'): TASKS, ('monitor', 'backend'): BACKENDS}
     expected[('explain', 'method')] = ('auto', *cli.CAM_METHODS)
     expected[('predict', 'engine')] = ('local', *REGISTRY['engine'])
+    expected[('train', 'valid_every')] = ('auto', *cli.lib('VALID_EVERY'))
     found = {(cmd, x.dest): tuple(x.choices) for cmd in COMMANDS for x in _subparser(cmd)._actions if x.choices}
     assert found == {k: tuple(v) for k,v in expected.items()}
 

@@ -64,8 +64,11 @@ def test_rotation_metadata_gives_the_upright_frame(clf, fm, tmp_path):
     (t, img), *_ = list(V.VideoReader(stored))
     diff = lambda a: np.abs(np.asarray(a, np.float32) - np.asarray(photo, np.float32)).mean()
     assert img.size == photo.size and diff(img) < 8 < diff(img.rotate(180)), (diff(img), diff(img.rotate(180)))
-    res = V.predict_video(clf, stored)
-    assert res.summary.label == clf.predict(photo).label
+    res, upright = V.predict_video(clf, stored), clf.predict(img)  # the decoded frame, turned upright
+    # the same label and score as the upright frame (this stretched dress is a near tie between dress and trouser,
+    # so the codec's rounding alone can tip it: compare with the decoded frame, not the photo)
+    assert (res.summary.label, res.summary.score) == (upright.label, pytest.approx(upright.score, abs=1e-4))
+    assert abs(clf.predict(img.rotate(90, expand=True)).score - upright.score) > 1e-3  # sideways scores differently
 
 @pytest.fixture(scope='module')
 def bad(clf, vids): return {k: V.predict_video(clf, vids[k]) for k in ['audio', 'junk', 'empty', 'cut']}
