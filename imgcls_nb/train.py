@@ -261,8 +261,9 @@ def validate(self:Trainer) -> dict:
     grab = lambda k, t: prof[k].append(t.detach().flatten(1).float().cpu())
     stats = lambda m, a: prof['stats'].append(input_stats(a[0].float().cpu().numpy(), spec))
     hooks = [self.model.register_forward_pre_hook(stats),
-             self.model.register_forward_hook(lambda m, a, out: grab('logits', out)),
-             classifier_layer(self.model).register_forward_pre_hook(lambda m, a: grab('embeddings', a[0]))]
+             self.model.register_forward_hook(lambda m, a, out: grab('logits', out))]
+    try: hooks.append(classifier_layer(self.model).register_forward_pre_hook(lambda m, a: grab('embeddings', a[0])))
+    except AttributeError: pass  # a model without a known classifier layer: no embeddings (nor reuse of this pass)
     try: p, y, loss = get_preds(self.model, self.dls.valid, self.task, self.device, self.channels_last, loss_fn)
     finally:
         for h in hooks: h.remove()
