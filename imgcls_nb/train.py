@@ -156,10 +156,12 @@ def get_preds(model, dl, task='single_label', device='cpu', channels_last=False,
     return torch.cat(probs), torch.cat(ys), (tot/n if n else float('nan'))
 
 # %% ../nbs/08_train.ipynb #78749f0d
+def _metric_name(task:str) -> str: return 'accuracy_multi' if task == 'multi_label' else 'accuracy'
+
 def quick_metrics(probs, targets, task:str) -> dict:
     "The one number watched during training: accuracy (single-label) or element-wise accuracy at 0.5 (multi-label)"
-    if task == 'multi_label': return dict(accuracy_multi=((probs > 0.5).float() == targets).float().mean().item())
-    return dict(accuracy=(probs.argmax(-1) == targets).float().mean().item())
+    hits = (probs > 0.5).float() == targets if task == 'multi_label' else probs.argmax(-1) == targets
+    return {_metric_name(task): hits.float().mean().item()}
 
 # %% ../nbs/08_train.ipynb #c2993fc7
 SCHEDULES = ('one_cycle', 'cosine')
@@ -256,18 +258,19 @@ def _train_epoch(self:Trainer, opt, sched, desc:str) -> float:
 def validate(self:Trainer) -> dict:
     "Validation loss and the quick metric; the pass's raw logits, embeddings and `input_stats` go to `valid_profile`"
     loss_fn = self.loss_fn.to(self.device)
-    prof = dict(logits=[], embeddings=[], stats=[])
-    spec = self.dls.spec
-    grab = lambda k, t: prof[k].append(t.detach().flatten(1).float().cpu())
-    stats = lambda m, a: prof['stats'].append(input_stats(a[0].float().cpu().numpy(), spec))
-    hooks = [self.model.register_forward_pre_hook(stats),
-             self.model.register_forward_hook(lambda m, a, out: grab('logits', out))]
-    try: hooks.append(classifier_layer(self.model).register_forward_pre_hook(lambda m, a: grab('embeddings', a[0])))
-    except AttributeError: pass  # a model without a known classifier layer: no embeddings (nor reuse of this pass)
+    prof, hooks, spec = dict(logits=[], embeddings=[], stats=[]), [], self.dls.spec
+    if isinstance(self.dls.valid.dataset, ImageDataset):  # every validation image in order (a subset is not kept)
+        grab = lambda k, t: prof[k].append(t.detach().flatten(1).float().cpu())
+        stats = lambda m, a: prof['stats'].append(input_stats(a[0].float().cpu().numpy(), spec))
+        hooks = [self.model.register_forward_pre_hook(stats),
+                 self.model.register_forward_hook(lambda m, a, out: grab('logits', out))]
+        try: hooks.append(classifier_layer(self.model).register_forward_pre_hook(lambda m, a: grab('embeddings', a[0])))
+        except AttributeError: pass  # a model without a known classifier layer: no embeddings (nor reuse of this pass)
     try: p, y, loss = get_preds(self.model, self.dls.valid, self.task, self.device, self.channels_last, loss_fn)
     finally:
         for h in hooks: h.remove()
     self.valid_profile = {k:(torch.cat(v).numpy() if k != 'stats' else np.concatenate(v)) for k,v in prof.items() if v}
+    self.valid_profile = self.valid_profile or None
     return dict(valid_loss=loss, **quick_metrics(p, y, self.task))
 
 # %% ../nbs/08_train.ipynb #c11e999a
@@ -322,8 +325,7 @@ def _log_row(self:Trainer, row:dict):
 @patch
 def _end_epoch(self:Trainer, phase:str, t0:float, train_loss:float, validate:bool=True) -> bool:
     "Validate, record, report, keep the best weights; True when early stopping says stop"
-    metric = 'accuracy_multi' if self.task == 'multi_label' else 'accuracy'
-    valid = self.validate() if validate else dict(valid_loss=math.nan, **{metric: math.nan})
+    valid = self.validate() if validate else {'valid_loss': math.nan, _metric_name(self.task): math.nan}
     row = dict(epoch=len(self.history), phase=phase, train_loss=train_loss, **valid, time=round(time.time() - t0, 1))
     self.history.append(row)
     self._log_row(row)
@@ -627,7 +629,7 @@ def plan_budget(budget:float, # The whole budget in seconds
 # %% ../nbs/08_train.ipynb #b8ce59b0
 def auto_valid_every(dls:DataLoaders, patience:int|None=None) -> str:
     "'epoch' when validation costs little next to an epoch of training (or early stopping watches), else 'phase'"
-    n_epoch = len(dls.train.sampler) if dls.train.sampler is not None else len(dls.train.dataset)
+    n_epoch = len(dls.train.sampler)  # images per epoch (a subset's size when `epoch_images` draws one)
     return 'epoch' if patience is not None or 5*len(dls.valid.dataset) <= 2*n_epoch else 'phase'
 
 def _valid_every(dls:DataLoaders, c:AttrDict) -> str:
@@ -779,10 +781,9 @@ def _train_on(src:DataSource, cfg:dict, trainer_cls=Trainer, callbacks=(), t0:fl
     if c.resume: tr.load_checkpoint()
     fine_tune(tr, c.epochs, c.freeze_epochs, c.lr, c.lr_mult, keep_frozen=c.get('keep_frozen', 0.0))
     cfg = {k:v for k,v in cfg.items() if k != 'deadline'} | {'size': tr.dls.spec.size}
-    whole = isinstance(tr.dls.valid.dataset, ImageDataset)  # every validation image, in order (not `valid_images`)
     return TrainResult(tr.model.cpu().to(memory_format=torch.contiguous_format).eval(), c.arch, tr.dls.spec, src,
                        tr.history_df, _final_metrics(tr), cfg, round(time.time() - (t0 or time.time()), 1),
-                       tr.best_profile if whole and tr.best_state is not None else None)
+                       tr.best_profile if tr.best_state is not None else None)
 
 def _mixer(mixup, src, label_smoothing):
     if src.task == 'multi_label': raise ValueError("mixup is for single-label data")
