@@ -27,12 +27,13 @@ from .models import save_bundle
 
 
 # %% auto #0
-__all__ = ['SCHEDULES', 'VALID_EVERY', 'MAX_BUDGET_EPOCHS', 'BUDGET_SHARE', 'BUDGET_VALID', 'BUDGET_FROZEN', 'REFERENCE_IMAGES',
-           'ImageDataset', 'collate_skip_bad', 'balanced_sampler', 'DataLoaders', 'make_dataloaders', 'activation',
-           'get_preds', 'quick_metrics', 'Trainer', 'discriminative_lrs', 'freeze_first', 'fine_tune', 'LRFind',
-           'lr_find', 'auto_size', 'auto_aug', 'Speed', 'measure_speed', 'preferred_epochs', 'Plan', 'plan_budget',
-           'auto_valid_every', 'auto_drop_path', 'TrainResult', 'as_source', 'train', 'AcceleratedTrainer',
-           'record_valid_reference', 'save_result', 'sample_bundle']
+__all__ = ['SCHEDULES', 'VALID_EVERY', 'FEATURES_LIMIT', 'MAX_BUDGET_EPOCHS', 'BUDGET_SHARE', 'BUDGET_VALID', 'BUDGET_FROZEN',
+           'REFERENCE_IMAGES', 'ImageDataset', 'collate_skip_bad', 'balanced_sampler', 'DataLoaders',
+           'make_dataloaders', 'activation', 'get_preds', 'quick_metrics', 'Trainer', 'frozen_prefix', 'prefix_outputs',
+           'discriminative_lrs', 'freeze_first', 'fine_tune', 'LRFind', 'lr_find', 'auto_size', 'auto_aug', 'Speed',
+           'measure_speed', 'preferred_epochs', 'Plan', 'plan_budget', 'auto_valid_every', 'auto_drop_path',
+           'TrainResult', 'as_source', 'train', 'AcceleratedTrainer', 'record_valid_reference', 'save_result',
+           'sample_bundle']
 
 # %% ../nbs/08_train.ipynb #e3b3fda8
 class ImageDataset(Dataset):
@@ -180,6 +181,7 @@ class Trainer:
                  mixer=None, # Batch Mixup/CutMix (from `batch_mixer`); needs a soft-target loss
                  bn_stats:str='frozen', # Batch-norm statistics: 'frozen' (pretrained) or 'train' (batch)
                  valid_every:str='epoch', # Validate after 'epoch' (every one) or 'phase' (the last epoch of each)
+                 prefix_cache:bool=True, # Train on stored outputs of the frozen first layers when exact (below)
                  progress:bool=True, callbacks=(), # Functions called as f(trainer, row) after every epoch
                 ):
         if schedule not in SCHEDULES: raise ValueError(f"schedule must be one of {SCHEDULES}")
@@ -195,7 +197,7 @@ class Trainer:
         if valid_every not in VALID_EVERY: raise ValueError(f"valid_every must be one of {VALID_EVERY}")
         if valid_every == 'phase' and patience is not None:
             raise ValueError("early stopping (patience) watches every epoch: use valid_every='epoch'")
-        self.valid_every = valid_every
+        self.valid_every, self.prefix_cache, self._features = valid_every, prefix_cache, None
         self.bn_stats, self.ckpt_dir = bn_stats, Path(ckpt_dir) if ckpt_dir else None
         self.task = dls.source.task
         self.history, self.done, self.best_score, self.best_state, self.best_epoch = [], {}, math.inf, None, None
@@ -221,6 +223,93 @@ def _scheduler(self:Trainer, opt, total:int):
     f = lambda s: (s + 1)/warm if s < warm else 0.5*(1 + math.cos(math.pi*min(1.0, (s - warm)/max(1, total - warm))))
     return torch.optim.lr_scheduler.LambdaLR(opt, f)
 
+# %% ../nbs/08_train.ipynb #868a69eb
+FEATURES_LIMIT = 400_000_000 # Bytes of stored frozen-prefix outputs a training set may take
+
+class _Stop(Exception): "Ends a forward pass at the first module that trains"
+
+def frozen_prefix(model:nn.Module) -> tuple:
+    "The leading modules of `model` (in forward order) whose parameters are all frozen, and the module after them"
+    prefix, pending = [], []  # pending: modules without parameters, kept if a frozen module follows them
+    def walk(m):
+        for c in m.children():
+            ps = list(c.parameters())
+            if not ps: pending.append(c)
+            elif not any(p.requires_grad for p in ps):
+                prefix.extend(pending + [c])
+                pending.clear()
+            elif isinstance(c, nn.Sequential): return walk(c)
+            else: return pending[0] if pending else c
+    stop = walk(model)
+    return (prefix, stop) if prefix and stop is not None else ([], None)
+
+def _identity(x, *args, **kwargs): return x
+
+@contextlib.contextmanager
+def _passed_through(modules:list):
+    "Make `modules` return their input (their parameters and state dicts stay as they are)"
+    for m in modules: m.forward = _identity
+    try: yield
+    finally:
+        for m in modules: m.__dict__.pop('forward', None)
+
+@contextlib.contextmanager
+def _standing_in(prefix:list, ds, feats:dict|None):
+    "While inside, `ds` gives the prefix's stored outputs (`feats`) and the prefix passes them through"
+    if feats is None:
+        yield
+        return
+    inputs, ds.inputs = ds.inputs, feats
+    try:
+        with _passed_through(prefix): yield
+    finally: ds.inputs = inputs
+
+@torch.no_grad()
+def prefix_outputs(model:nn.Module, prefix:list, stop:nn.Module, ds:Dataset, device:str='cpu',
+                   channels_last:bool=False, bs:int=64, limit:int=FEATURES_LIMIT, progress:bool=False) -> dict|None:
+    "What `stop` receives for each image of `ds` (index -> tensor); None when that cannot stand in for `prefix`"
+    from tqdm.auto import tqdm
+    got, out, was = [], {}, model.training
+    def grab(m, a):
+        got.append(a[0])
+        raise _Stop
+    hook = stop.register_forward_pre_hook(grab)
+    model.eval()
+    try:
+        for s in tqdm(range(0, len(ds), bs), desc='frozen layers', leave=False, disable=not progress):
+            items = [(i, b[0]) for i in range(s, min(s + bs, len(ds))) if (b := ds[i]) is not None]
+            if not items: continue
+            x = _prep(torch.stack([b for _, b in items]), device, channels_last)
+            got.clear()
+            with contextlib.suppress(_Stop): model(x)
+            if not got: return None  # the forward pass never reached `stop`
+            f = got[0]
+            if not out:  # the first batch decides
+                if f[0].numel() > x[0].numel() or f[0].numel()*f.element_size()*len(ds) > limit: return None
+                hook.remove()
+                ref = model(x[:2])
+                with _passed_through(prefix): alt = model(f[:2])
+                hook = stop.register_forward_pre_hook(grab)
+                if not torch.allclose(alt, ref, rtol=1e-3, atol=1e-4): return None
+            out.update((i, f[j].cpu()) for j, (i, _) in enumerate(items))
+    finally:
+        hook.remove()
+        model.train(was)
+    return out
+
+@patch
+def _prefix_features(self:Trainer, prefix:list, stop) -> dict|None:
+    "The stored outputs of the frozen prefix for the training images, computed once per prefix (or None)"
+    dl = self.dls.train
+    ds = dl.dataset
+    if not (self.prefix_cache and prefix and isinstance(ds, ImageDataset) and ds.inputs is not None
+            and dl.num_workers == 0 and self.mixer is None and self.bn_stats == 'frozen'): return None
+    key = (id(ds), *map(id, prefix), sum(p._version for m in prefix for p in m.parameters()))  # weights unchanged
+    if self._features is None or self._features[0] != key:
+        self._features = (key, prefix_outputs(self.model, prefix, stop, ds, self.device, self.channels_last,
+                                              progress=self.progress))
+    return self._features[1]
+
 # %% ../nbs/08_train.ipynb #d03f2053
 def _freeze_bn_stats(model:nn.Module):
     "Put batch-norm layers in eval mode: they keep normalising with (and stop updating) their running statistics"
@@ -230,8 +319,16 @@ def _freeze_bn_stats(model:nn.Module):
 @patch
 def _train_epoch(self:Trainer, opt, sched, desc:str) -> float:
     from tqdm.auto import tqdm
+    prefix, stop = frozen_prefix(getattr(self.model, 'module', self.model))  # (a DDP wrapper holds the model)
+    feats = self._prefix_features(prefix, stop)
     self.model.train()
     if self.bn_stats == 'frozen': _freeze_bn_stats(self.model)
+    for m in prefix: m.eval()  # nothing trains there: no dropout or stochastic depth either, cached or not
+    with _standing_in(prefix, self.dls.train.dataset, feats): return self._run_epoch(opt, sched, desc)
+
+@patch
+def _run_epoch(self:Trainer, opt, sched, desc:str) -> float:
+    from tqdm.auto import tqdm
     tot, n = 0.0, 0
     for b in tqdm(self.dls.train, desc=desc, leave=False, disable=not self.progress):
         if b is None: continue
@@ -807,6 +904,7 @@ class AcceleratedTrainer(Trainer):
         main = self.acc.is_main_process
         super().__init__(model, dls, loss_fn, device=device, progress=progress and main,
                          callbacks=callbacks if main else (), **kwargs)
+        self.prefix_cache = False  # each process would store every image's outputs; not measured
         rank, n = self.acc.process_index, self.acc.num_processes
         self.dls = dataclasses.replace(dls, train=self.acc.prepare_data_loader(dls.train),
                                        valid=_shard(dls.valid, rank, n))
