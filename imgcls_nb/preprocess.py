@@ -125,7 +125,7 @@ def _normalize(spec):
 # %% ../nbs/02_preprocess.ipynb #f41f956f
 def train_transform(spec:PreprocessSpec, # Size, interpolation and normalisation to keep
                     aug:str='light', # One of `AUG_PRESETS`
-                    hflip:bool=True, # Random horizontal flips (turn off for text, digits, ...)
+                    hflip:bool=True, # Random horizontal flips with 'light'/'strong' (off for text, digits, ...)
                     policy:str='trivialaugment', # 'trivialaugment' or 'randaugment' for `aug='strong'`
                    ):
     "The training transform for an augmentation preset"

@@ -104,7 +104,7 @@ class DataLoaders:
 def make_dataloaders(src:DataSource, spec:PreprocessSpec,
                      bs:int=64, # Training batch size (validation uses twice as much)
                      aug:str='light', # Augmentation preset: 'none', 'light' or 'strong'
-                     hflip:bool=True, # Random horizontal flips
+                     hflip:bool=True, # Random horizontal flips, with augmentation ('none' has none)
                      balanced:bool=False, # Balanced class sampling for the training set
                      workers:int|None=None, # Loader processes (default 0 when images are cached, else 1 per 2 cores)
                      cache:bool|None=None, # Keep decoded images in memory (default: when they fit)
@@ -796,7 +796,7 @@ def train(data, # A `DataSource` or an ImageFolder path
           label_smoothing:float=0.1, # Single-label cross-entropy / focal only
           drop_path:float|str='auto', # Stochastic depth rate, or 'auto' (`auto_drop_path`)
           aug:str='auto', # Augmentation preset, or 'auto': 'none' for images upscaled 2x or more, else 'light'
-          hflip:bool=True, # Random horizontal flips
+          hflip:bool=True, # Random horizontal flips, with augmentation ('none' has none)
           mixup:float=0.0, # Mixup alpha (0 = off)
           schedule:str='one_cycle', # 'one_cycle' or 'cosine' (warmup + cosine decay)
           patience:int|None=None, # Early stopping patience in epochs
