@@ -318,7 +318,6 @@ def _freeze_bn_stats(model:nn.Module):
 
 @patch
 def _train_epoch(self:Trainer, opt, sched, desc:str) -> float:
-    from tqdm.auto import tqdm
     prefix, stop = frozen_prefix(getattr(self.model, 'module', self.model))  # (a DDP wrapper holds the model)
     feats = self._prefix_features(prefix, stop)
     self.model.train()
