@@ -27,7 +27,7 @@ from .models import save_bundle
 
 
 # %% auto #0
-__all__ = ['SCHEDULES', 'VALID_EVERY', 'FEATURES_LIMIT', 'MAX_BUDGET_EPOCHS', 'BUDGET_SHARE', 'BUDGET_VALID', 'BUDGET_FROZEN',
+__all__ = ['INPUTS_LIMIT', 'SCHEDULES', 'VALID_EVERY', 'MAX_BUDGET_EPOCHS', 'BUDGET_SHARE', 'BUDGET_VALID', 'BUDGET_FROZEN',
            'REFERENCE_IMAGES', 'ImageDataset', 'collate_skip_bad', 'balanced_sampler', 'DataLoaders',
            'make_dataloaders', 'activation', 'get_preds', 'quick_metrics', 'Trainer', 'frozen_prefix', 'prefix_outputs',
            'discriminative_lrs', 'freeze_first', 'fine_tune', 'LRFind', 'lr_find', 'auto_size', 'auto_aug', 'Speed',
@@ -87,7 +87,9 @@ def _should_cache(items:pd.DataFrame, limit:int=200_000_000) -> bool:
     "Cache decoded images when they fit in a modest amount of memory (RGB bytes)"
     return 'width' in items and int((items.width*items.height).sum())*3 < limit
 
-def _inputs_fit(n:int, size:int, limit:int=400_000_000) -> bool:
+INPUTS_LIMIT = 400_000_000 # Bytes of model inputs kept in memory (or of the frozen layers' outputs replacing them)
+
+def _inputs_fit(n:int, size:int, limit:int=INPUTS_LIMIT) -> bool:
     "Whether `n` model inputs (3 x size x size float32) fit in a modest amount of memory"
     return n*3*size*size*4 < limit
 
@@ -224,8 +226,6 @@ def _scheduler(self:Trainer, opt, total:int):
     return torch.optim.lr_scheduler.LambdaLR(opt, f)
 
 # %% ../nbs/08_train.ipynb #868a69eb
-FEATURES_LIMIT = 400_000_000 # Bytes of stored frozen-prefix outputs a training set may take
-
 class _Stop(Exception): "Ends a forward pass at the first module that trains"
 
 def frozen_prefix(model:nn.Module) -> tuple:
@@ -266,7 +266,7 @@ def _standing_in(prefix:list, ds, feats:dict|None):
 
 @torch.no_grad()
 def prefix_outputs(model:nn.Module, prefix:list, stop:nn.Module, ds:Dataset, device:str='cpu',
-                   channels_last:bool=False, bs:int=64, limit:int=FEATURES_LIMIT, progress:bool=False) -> dict|None:
+                   channels_last:bool=False, bs:int=64, limit:int=INPUTS_LIMIT, progress:bool=False) -> dict|None:
     "What `stop` receives for each image of `ds` (index -> tensor); None when that cannot stand in for `prefix`"
     from tqdm.auto import tqdm
     got, out, was = [], {}, model.training
