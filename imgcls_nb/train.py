@@ -6,7 +6,7 @@ Docs: https://imgcls-nb.github.io/imgcls_nb/train.html.md"""
 
 # %% ../nbs/08_train.ipynb #1ce633df
 from __future__ import annotations
-import contextlib, copy, dataclasses, hashlib, importlib.resources, json, math, shutil, time, warnings
+import contextlib, copy, dataclasses, hashlib, importlib.resources, json, math, platform, shutil, time, warnings
 try: import fcntl
 except ImportError: fcntl = None  # Windows: the sample bundle is trained without a lock
 from dataclasses import dataclass, field
@@ -678,10 +678,15 @@ class Plan:
         return (f"{self.size} px, {self.freeze_epochs} frozen + {self.epochs} epochs{sub}: about "
                 f"{self.seconds:.0f} s of the {self.budget:.0f} s budget")
 
+def _overhead(sp:Speed, n_valid:int, nv:int) -> float:
+    "Seconds of a budgeted run outside its epochs: each phase's first step, the drift reference, writing the bundle"
+    # the reference reuses the best epoch's validation pass, unless validation saw a subset: then a pass of its own
+    reference = sp.valid*min(n_valid, REFERENCE_IMAGES) if nv < n_valid else 0.0
+    return 2*sp.setup + reference + 2.0
+
 def _epochs_fit(sp:Speed, avail:float, n_train:int, nf:int, nv:int, n_valid:int, freeze_epochs:int) -> tuple:
     "Whole epochs that fit in `avail` seconds at speeds `sp`, and the seconds of the fixed part and of an epoch"
-    end = 2*sp.valid*min(n_valid, REFERENCE_IMAGES) + 2*sp.setup + 3.0  # saving: the drift reference, the weights
-    fixed = freeze_epochs*(sp.frozen*nf + sp.valid*nv) + sp.valid*nv + end
+    fixed = freeze_epochs*(sp.frozen*nf + sp.valid*nv) + sp.valid*nv + _overhead(sp, n_valid, nv)
     epoch = sp.train*n_train + sp.valid*nv
     return max(0, int((avail - fixed)//epoch)), fixed, epoch
 
@@ -708,7 +713,7 @@ def plan_budget(budget:float, # The whole budget in seconds
     nv = min(n_valid, max(min_valid, n_valid//10))
     def subset(s):
         sp = speeds[s]
-        fixed = (want + freeze_epochs + 1)*sp.valid*nv + sp.valid*min(n_valid, REFERENCE_IMAGES) + 2*sp.setup + 1.0
+        fixed = (want + freeze_epochs + 1)*sp.valid*nv + _overhead(sp, n_valid, nv)
         per_image = sp.train*want + sp.frozen*freeze_epochs
         return int((avail - fixed)/per_image), fixed, per_image
     size = max(sizes, key=lambda s: (subset(s)[0], s))
@@ -1004,11 +1009,21 @@ def _locked(path:Path):
 # the modules whose code decides what `train` writes: a change to any of them retrains the cached sample bundle
 _TRAINING_CODE = ('core', 'data', 'preprocess', 'bundle', 'models', 'losses', 'train')
 
+def _machine_key(threads:int|None=None) -> str:
+    "A hash of what else decides the trained weights: the processor (model and instruction sets), threads, torch"
+    try:
+        info = Path('/proc/cpuinfo').read_text().splitlines()
+        cpu = [l.split(':', 1)[1].strip() for l in info if l.startswith(('model name', 'flags'))][:2]
+    except OSError: cpu = []
+    cpu = cpu or [platform.processor() or platform.machine()]
+    desc = '|'.join([*cpu, str(threads or compute_threads()), default_device(), torch.__version__])
+    return hashlib.sha256(desc.encode()).hexdigest()[:8]
+
 def _sample_key() -> str:
-    "package version, sample data fingerprint and a hash of the training code"
+    "package version, sample data fingerprint, a hash of the training code and one of the machine"
     pkg = importlib.resources.files('imgcls_nb')
     code = hashlib.sha256(b''.join((pkg/f"{m}.py").read_bytes() for m in _TRAINING_CODE)).hexdigest()[:12]
-    return f"{__version__}-{from_folder(sample_data(), check=False).fingerprint()}-{code}"
+    return f"{__version__}-{from_folder(sample_data(), check=False).fingerprint()}-{code}-{_machine_key()}"
 
 def sample_bundle(dest=None, # Copy the bundle here (a folder you may change); None: the shared cached bundle, read-only
                   progress:bool=False, # Show training progress on the first call
