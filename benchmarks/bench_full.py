@@ -90,7 +90,8 @@ def main():
         clock = start
         for e in h:
             clock += e['time']
-            print(f"| {e['epoch']} | {e['phase']} | {clock:.0f} | {e['accuracy']:.2%} |")
+            acc = '-' if e.get('accuracy') is None else f"{e['accuracy']:.2%}"  # an epoch not validated
+            print(f"| {e['epoch']} | {e['phase']} | {clock:.0f} | {acc} |")
     if a.json: Path(a.json).write_text(json.dumps(rows, indent=2))
 
 if __name__ == '__main__': main()
