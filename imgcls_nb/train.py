@@ -684,11 +684,16 @@ def _overhead(sp:Speed, n_valid:int, nv:int) -> float:
     reference = sp.valid*min(n_valid, REFERENCE_IMAGES) if nv < n_valid else 0.0
     return 2*sp.setup + reference + 2.0
 
-def _epochs_fit(sp:Speed, avail:float, n_train:int, nf:int, nv:int, n_valid:int, freeze_epochs:int) -> tuple:
-    "Whole epochs that fit in `avail` seconds at speeds `sp`, and the seconds of the fixed part and of an epoch"
-    fixed = freeze_epochs*(sp.frozen*nf + sp.valid*nv) + sp.valid*nv + _overhead(sp, n_valid, nv)
-    epoch = sp.train*n_train + sp.valid*nv
-    return max(0, int((avail - fixed)//epoch)), fixed, epoch
+def _images_fit(sp:Speed, avail:float, n_train:int, nf:int, nv:int, n_valid:int, freeze_epochs:int,
+                epochs:int) -> tuple:
+    "Training images `epochs` epochs can see in `avail` seconds (all of them at most), and the seconds around them"
+    fixed = freeze_epochs*(sp.frozen*nf + sp.valid*nv) + epochs*sp.valid*nv + _overhead(sp, n_valid, nv)
+    return int(np.clip((avail - fixed)/sp.train, 0, epochs*n_train)), fixed
+
+def _pick_size(sizes:list, images:dict, enough:float) -> int:
+    "The largest size that sees `enough` images, else the largest that sees at least half as many as any size"
+    return next((s for s in sizes if images[s] >= enough), None) or \
+           next(s for s in sizes if 2*images[s] >= max(images.values()))
 
 def plan_budget(budget:float, # The whole budget in seconds
                 spent, # Seconds already used (reading the data), or a function returning them (measuring adds)
@@ -698,34 +703,42 @@ def plan_budget(budget:float, # The whole budget in seconds
                 freeze_epochs:int=1,
                 min_valid:int=500, # Validation subset floor when validation has to be cut
                ) -> Plan:
-    "The largest size at which `preferred_epochs` fit, else the one where most epochs fit, else random subsets"
+    "The largest size that sees `preferred_epochs` of images or half as many as any size, with all the time filled"
     speeds = {s: speed(s) for s in sizes}
     used = spent() if callable(spent) else spent
     avail = BUDGET_SHARE*(budget - used)
     want, nf, nv = preferred_epochs(n_train), min(n_train, BUDGET_FROZEN), min(n_valid, BUDGET_VALID)
-    fits = {s: _epochs_fit(speeds[s], avail, n_train, nf, nv, n_valid, freeze_epochs) for s in sizes}
-    size = next((s for s in sizes if fits[s][0] >= want), None) or max(sizes, key=lambda s: (fits[s][0], s))
-    e, fixed, epoch = fits[size]
-    if e >= 1:
-        e = min(e, MAX_BUDGET_EPOCHS)
-        return Plan(size, freeze_epochs, e, 0, nv, nf, fixed + e*epoch, budget)
-    # not one pass fits at any size: `want` epochs over random subsets at the size that sees most images
+    fit = lambda s, e, nv: _images_fit(speeds[s], avail, n_train, nf, nv, n_valid, freeze_epochs, e)
+    def best(s):  # the epoch count that sees most images at size `s` (the last epoch's worth spread over all)
+        return max(range(1, MAX_BUDGET_EPOCHS + 1), key=lambda e: (fit(s, e, nv)[0], -e))
+    epochs = {s: best(s) for s in sizes}
+    images = {s: fit(s, epochs[s], nv)[0] for s in sizes}
+    if max(images.values()) >= n_train:  # one pass over the training set fits
+        size = _pick_size([s for s in sizes if images[s] >= n_train], images, want*n_train)
+        e = epochs[size]
+        seen, fixed = fit(size, e, nv)
+        sub = 0 if seen >= e*n_train else seen//e
+        return Plan(size, freeze_epochs, e, sub, nv, nf, fixed + speeds[size].train*seen, budget)
+    # not one pass fits at any size: `want` epochs over random subsets (the frozen phase sees one too)
     nv = min(n_valid, max(min_valid, n_valid//10))
     def subset(s):
         sp = speeds[s]
-        fixed = (want + freeze_epochs + 1)*sp.valid*nv + _overhead(sp, n_valid, nv)
+        fixed = (want + freeze_epochs)*sp.valid*nv + _overhead(sp, n_valid, nv)
         per_image = sp.train*want + sp.frozen*freeze_epochs
-        return int((avail - fixed)/per_image), fixed, per_image
-    size = max(sizes, key=lambda s: (subset(s)[0], s))
+        return int(max(0, avail - fixed)/per_image), fixed, per_image
+    size = _pick_size(sizes, {s: subset(s)[0] for s in sizes}, math.inf)
     images, fixed, per_image = subset(size)
     least = max(32, n_train//100)
-    if images < least:
+    if images < least:  # name the size that needs the least time
+        size = min(sizes, key=lambda s: subset(s)[1] + subset(s)[2]*least)
+        _, fixed, per_image = subset(size)
         need = used + (fixed + per_image*least)/BUDGET_SHARE
         raise ImgclsError(f"a time budget of {budget:.0f} s cannot fit even a short training run here: reading the "
                           f"data and measuring took {used:.0f} s, and the smallest plan ({size} px, {least} images "
                           f"per epoch) needs about {need:.0f} s in all. Give --time-budget {math.ceil(need)}s or more")
     images = min(images, n_train)
     return Plan(size, freeze_epochs, want, images, nv, min(images, nf), fixed + per_image*images, budget)
+
 
 # %% ../nbs/08_train.ipynb #b8ce59b0
 def auto_valid_every(dls:DataLoaders, patience:int|None=None) -> str:
@@ -837,7 +850,8 @@ def _budget_plan(src:DataSource, cfg:dict, start:float) -> dict:
         model = create_model(c.arch, src.n_classes, c.pretrained)
         top = c.size or auto_size(src, spec_from_timm(model).size)
         sizes = [top] if c.size else sorted({top, *range(32, top, 32)}, reverse=True)
-        measure = lambda s: measure_speed(model, src, s, c.bs, c.aug, c.keep_frozen)
+        steps = int(np.clip(budget//150, 2, 8))  # a longer budget affords a steadier measurement
+        measure = lambda s: measure_speed(model, src, s, c.bs, c.aug, c.keep_frozen, steps)
         measured = {sizes[0]: measure(sizes[0])}
         def speed(s):  # measured, or scaled from the nearest measured size until the plan picks it
             return measured.get(s) or measured[min(measured, key=lambda m: abs(m - s))].scaled(s)
