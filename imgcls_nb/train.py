@@ -28,7 +28,7 @@ from .models import save_bundle
 
 # %% auto #0
 __all__ = ['INPUTS_LIMIT', 'SCHEDULES', 'VALID_EVERY', 'MAX_BUDGET_EPOCHS', 'BUDGET_SHARE', 'BUDGET_VALID', 'BUDGET_FROZEN',
-           'REFERENCE_IMAGES', 'ImageDataset', 'collate_skip_bad', 'balanced_sampler', 'DataLoaders',
+           'PIXELS_MARGIN', 'REFERENCE_IMAGES', 'ImageDataset', 'collate_skip_bad', 'balanced_sampler', 'DataLoaders',
            'make_dataloaders', 'activation', 'get_preds', 'quick_metrics', 'Trainer', 'frozen_prefix', 'prefix_outputs',
            'discriminative_lrs', 'freeze_first', 'fine_tune', 'LRFind', 'lr_find', 'auto_size', 'auto_aug', 'Speed',
            'measure_speed', 'preferred_epochs', 'Plan', 'plan_budget', 'auto_valid_every', 'auto_drop_path',
@@ -606,10 +606,6 @@ class Speed:
     frozen:float # A step of the frozen phase (head and normalisation layers)
     valid:float # Validation (no gradients)
     setup:float=0.0 # Extra seconds of the first step of a phase (kernels set up; the process warmed up already)
-    def scaled(self, size:int) -> Speed:
-        "An estimate at another size: cost in proportion to the pixels (measured: within 10% from 64 to 224 px)"
-        k = (size/self.size)**2
-        return Speed(size, self.train*k, self.frozen*k, self.valid*k, self.setup)
 
 def _time_steps(model, dl, n:int, train:bool) -> tuple:
     "Median seconds per image over `n` batches of `dl` after a first one, and the extra seconds of the first"
@@ -656,10 +652,11 @@ MAX_BUDGET_EPOCHS = 20 # A budget never buys more epochs than this (a bigger siz
 BUDGET_SHARE = 0.9 # The plan aims at this share of what is left of the budget
 BUDGET_VALID = 2000 # Validation images per epoch in a budgeted run, at most (a fixed random subset)
 BUDGET_FROZEN = 5000 # Training images of the frozen phase in a budgeted run, at most (the head learns fast)
+PIXELS_MARGIN = 1.1 # A smaller input size must see this many times the pixels a larger one does (measuring is noisy)
 REFERENCE_IMAGES = 2000 # Validation images in a saved bundle's drift reference, at most (`record_valid_reference`)
 
 def preferred_epochs(n_train:int) -> int:
-    "The epochs a budgeted run wants before it spends time on a bigger size: 6 for small data, 4 for large"
+    "The epochs a budgeted run spreads over random subsets when not one pass fits: 6 for small data, 4 for large"
     return int(np.clip(math.ceil(6*math.sqrt(2000/max(n_train, 1))), 4, 6))
 
 @dataclass
@@ -690,54 +687,60 @@ def _images_fit(sp:Speed, avail:float, n_train:int, nf:int, nv:int, n_valid:int,
     fixed = freeze_epochs*(sp.frozen*nf + sp.valid*nv) + epochs*sp.valid*nv + _overhead(sp, n_valid, nv)
     return int(np.clip((avail - fixed)/sp.train, 0, epochs*n_train)), fixed
 
-def _pick_size(sizes:list, images:dict, enough:float) -> int:
-    "The largest size that sees `enough` images, else the largest that sees at least half as many as any size"
-    return next((s for s in sizes if images[s] >= enough), None) or \
-           next(s for s in sizes if 2*images[s] >= max(images.values()))
+def _seen(p:Plan, n_train:int) -> int:
+    "Training images a plan's unfrozen epochs see"
+    return p.epochs*(p.epoch_images or n_train)
+
+def _plan_at(sp:Speed, avail:float, n_train:int, n_valid:int, freeze_epochs:int, min_valid:int, budget:float) -> Plan:
+    "The plan that sees most training images at `sp.size` in `avail` seconds"
+    want, nf, nv = preferred_epochs(n_train), min(n_train, BUDGET_FROZEN), min(n_valid, BUDGET_VALID)
+    fit = lambda e: _images_fit(sp, avail, n_train, nf, nv, n_valid, freeze_epochs, e)
+    e = max(range(1, MAX_BUDGET_EPOCHS + 1), key=lambda e: (fit(e)[0], -e))  # the last epoch's worth spread over all
+    seen, fixed = fit(e)
+    if seen >= n_train:
+        sub = 0 if seen >= e*n_train else seen//e
+        return Plan(sp.size, freeze_epochs, e, sub, nv, nf, fixed + sp.train*seen, budget)
+    # not one pass fits: `want` epochs over random subsets (the frozen phase sees one too), and less validation
+    nv = min(n_valid, max(min_valid, n_valid//10))
+    fixed = (want + freeze_epochs)*sp.valid*nv + _overhead(sp, n_valid, nv)
+    per_image = sp.train*want + sp.frozen*freeze_epochs
+    images = int(np.clip((avail - fixed)/per_image, 1, n_train))  # at least 1: 0 would mean all of them
+    return Plan(sp.size, freeze_epochs, want, images, nv, min(images, nf), fixed + per_image*images, budget)
 
 def plan_budget(budget:float, # The whole budget in seconds
                 spent, # Seconds already used (reading the data), or a function returning them (measuring adds)
                 n_train:int, n_valid:int,
                 sizes:list, # Candidate input sizes, largest first
-                speed, # size -> `Speed` (measured, or estimated)
+                speed, # size -> `Speed`; called only for the sizes the plan looks at, so it may measure them
                 freeze_epochs:int=1,
                 min_valid:int=500, # Validation subset floor when validation has to be cut
                ) -> Plan:
-    "The largest size that sees `preferred_epochs` of images or half as many as any size, with all the time filled"
-    speeds = {s: speed(s) for s in sizes}
-    used = spent() if callable(spent) else spent
-    avail = BUDGET_SHARE*(budget - used)
-    want, nf, nv = preferred_epochs(n_train), min(n_train, BUDGET_FROZEN), min(n_valid, BUDGET_VALID)
-    fit = lambda s, e, nv: _images_fit(speeds[s], avail, n_train, nf, nv, n_valid, freeze_epochs, e)
-    def best(s):  # the epoch count that sees most images at size `s` (the last epoch's worth spread over all)
-        return max(range(1, MAX_BUDGET_EPOCHS + 1), key=lambda e: (fit(s, e, nv)[0], -e))
-    epochs = {s: best(s) for s in sizes}
-    images = {s: fit(s, epochs[s], nv)[0] for s in sizes}
-    if max(images.values()) >= n_train:  # one pass over the training set fits
-        size = _pick_size([s for s in sizes if images[s] >= n_train], images, want*n_train)
-        e = epochs[size]
-        seen, fixed = fit(size, e, nv)
-        sub = 0 if seen >= e*n_train else seen//e
-        return Plan(size, freeze_epochs, e, sub, nv, nf, fixed + speeds[size].train*seen, budget)
-    # not one pass fits at any size: `want` epochs over random subsets (the frozen phase sees one too)
-    nv = min(n_valid, max(min_valid, n_valid//10))
-    def subset(s):
-        sp = speeds[s]
-        fixed = (want + freeze_epochs)*sp.valid*nv + _overhead(sp, n_valid, nv)
-        per_image = sp.train*want + sp.frozen*freeze_epochs
-        return int(max(0, avail - fixed)/per_image), fixed, per_image
-    size = _pick_size(sizes, {s: subset(s)[0] for s in sizes}, math.inf)
-    images, fixed, per_image = subset(size)
+    "The size whose training sees most pixels (a smaller one needs `PIXELS_MARGIN` times more), time filled"
+    speeds, want = {}, preferred_epochs(n_train)  # `want`: the epochs of a plan over random subsets
+    sp = lambda s: speeds[s] if s in speeds else speeds.setdefault(s, speed(s))  # each size asked for once
+    used = lambda: spent() if callable(spent) else spent
+    plan = lambda s: _plan_at(sp(s), BUDGET_SHARE*(budget - used()), n_train, n_valid,
+                              freeze_epochs, min_valid, budget)
+    pixels = lambda p: _seen(p, n_train)*p.size**2
+    best = None
+    for s in sizes:  # largest first: a smaller size is looked at (and measured) only while smaller ones win
+        p = plan(s)
+        if best is not None and pixels(p) <= PIXELS_MARGIN*pixels(best): break
+        best = p
+    p = plan(best.size)  # again, with the time the measuring took
     least = max(32, n_train//100)
-    if images < least:  # name the size that needs the least time
-        size = min(sizes, key=lambda s: subset(s)[1] + subset(s)[2]*least)
-        _, fixed, per_image = subset(size)
-        need = used + (fixed + per_image*least)/BUDGET_SHARE
+    if (p.epoch_images or n_train) < least:  # name the size that needs the least time
+        v = min(n_valid, max(min_valid, n_valid//10))
+        def need(s):
+            return (want + freeze_epochs)*sp(s).valid*v + _overhead(sp(s), n_valid, v) + \
+                   (sp(s).train*want + sp(s).frozen*freeze_epochs)*least
+        size = min(sizes, key=need)
+        total = used() + need(size)/BUDGET_SHARE
         raise ImgclsError(f"a time budget of {budget:.0f} s cannot fit even a short training run here: reading the "
-                          f"data and measuring took {used:.0f} s, and the smallest plan ({size} px, {least} images "
-                          f"per epoch) needs about {need:.0f} s in all. Give --time-budget {math.ceil(need)}s or more")
-    images = min(images, n_train)
-    return Plan(size, freeze_epochs, want, images, nv, min(images, nf), fixed + per_image*images, budget)
+                          f"data and measuring took {used():.0f} s, and the smallest plan ({size} px, {least} images "
+                          f"per epoch) needs about {total:.0f} s in all. "
+                          f"Give --time-budget {math.ceil(total)}s or more")
+    return p
 
 
 # %% ../nbs/08_train.ipynb #b8ce59b0
@@ -851,15 +854,9 @@ def _budget_plan(src:DataSource, cfg:dict, start:float) -> dict:
         top = c.size or auto_size(src, spec_from_timm(model).size)
         sizes = [top] if c.size else sorted({top, *range(32, top, 32)}, reverse=True)
         steps = int(np.clip(budget//20, 2, 8))  # 2 steps read 30% slow at 64 px on the full Fashion-MNIST; 8 were exact
-        measure = lambda s: measure_speed(model, src, s, c.bs, c.aug, c.keep_frozen, steps)
-        measured = {sizes[0]: measure(sizes[0])}
-        def speed(s):  # measured, or scaled from the nearest measured size until the plan picks it
-            return measured.get(s) or measured[min(measured, key=lambda m: abs(m - s))].scaled(s)
-        args = (budget, lambda: time.time() - start, len(src.train), len(src.valid), sizes, speed, c.freeze_epochs or 0)
-        plan = plan_budget(*args)
-        while plan.size not in measured:  # an estimate chose it: measure it, and plan again
-            measured[plan.size] = measure(plan.size)
-            plan = plan_budget(*args)
+        speed = lambda s: measure_speed(model, src, s, c.bs, c.aug, c.keep_frozen, steps)  # for the sizes it compares
+        plan = plan_budget(budget, lambda: time.time() - start, len(src.train), len(src.valid), sizes, speed,
+                           c.freeze_epochs or 0)
         if saved:
             saved.parent.mkdir(parents=True, exist_ok=True)
             atomic_write_text(saved, json.dumps(dataclasses.asdict(plan)))
