@@ -610,7 +610,8 @@ class Speed:
 def _time_steps(model, dl, n:int, train:bool) -> tuple:
     "Median seconds per image over `n` batches of `dl` after a first one, and the extra seconds of the first"
     params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=1e-6) if train else None
+    fused = next(model.parameters()).device.type in ('cpu', 'cuda')  # as `Trainer`'s optimiser
+    opt = torch.optim.AdamW(params, lr=1e-6, fused=fused) if train else None
     times, it = [], iter(dl)
     for i in range(n + 1):
         t = time.perf_counter()  # decoding and augmenting the batch count too
@@ -681,11 +682,21 @@ def _overhead(sp:Speed, n_valid:int, nv:int) -> float:
     reference = sp.valid*min(n_valid, REFERENCE_IMAGES) if nv < n_valid else 0.0
     return 2*sp.setup + reference + 2.0
 
+def _validations(freeze_epochs:int, epochs:int, epoch_images:int, nv:int) -> int:
+    "Validation passes of a budgeted run: `auto_valid_every` validates once a phase when epochs are short"
+    return freeze_epochs + epochs if 5*nv <= 2*epoch_images else min(freeze_epochs, 1) + 1
+
 def _images_fit(sp:Speed, avail:float, n_train:int, nf:int, nv:int, n_valid:int, freeze_epochs:int,
-                epochs:int) -> tuple:
+                epochs:int, every_epoch:bool=False) -> tuple:
     "Training images `epochs` epochs can see in `avail` seconds (all of them at most), and the seconds around them"
-    fixed = freeze_epochs*(sp.frozen*nf + sp.valid*nv) + epochs*sp.valid*nv + _overhead(sp, n_valid, nv)
-    return int(np.clip((avail - fixed)/sp.train, 0, epochs*n_train)), fixed
+    def fit(validations):
+        fixed = freeze_epochs*sp.frozen*nf + validations*sp.valid*nv + _overhead(sp, n_valid, nv)
+        return int(np.clip((avail - fixed)/sp.train, 0, epochs*n_train)), fixed
+    seen, fixed = fit(freeze_epochs + epochs)
+    if not every_epoch and _validations(freeze_epochs, epochs, seen//epochs, nv) < freeze_epochs + epochs:
+        seen, fixed = fit(min(freeze_epochs, 1) + 1)
+        seen = min(seen, epochs*((5*nv - 1)//2))  # epochs still short enough to validate once a phase
+    return seen, fixed
 
 def _seen(p:Plan, n_train:int) -> int:
     "Training images a plan's unfrozen epochs see"
@@ -694,17 +705,24 @@ def _seen(p:Plan, n_train:int) -> int:
 def _plan_at(sp:Speed, avail:float, n_train:int, n_valid:int, freeze_epochs:int, min_valid:int, budget:float) -> Plan:
     "The plan that sees most training images at `sp.size` in `avail` seconds"
     want, nf, nv = preferred_epochs(n_train), min(n_train, BUDGET_FROZEN), min(n_valid, BUDGET_VALID)
-    fit = lambda e: _images_fit(sp, avail, n_train, nf, nv, n_valid, freeze_epochs, e)
-    e = max(range(1, MAX_BUDGET_EPOCHS + 1), key=lambda e: (fit(e)[0], -e))  # the last epoch's worth spread over all
-    seen, fixed = fit(e)
+    fit = lambda e, every=False: _images_fit(sp, avail, n_train, nf, nv, n_valid, freeze_epochs, e, every)
+    # the epochs that see most images, each validated (more, shorter ones only to skip validating would
+    # leave no epoch to restore); the last epoch's worth is spread over all of them
+    e = max(range(1, MAX_BUDGET_EPOCHS + 1), key=lambda e: (fit(e, True)[0], -e))
+    seen, fixed = fit(e)  # and the validation `auto_valid_every` will do
     if seen >= n_train:
         sub = 0 if seen >= e*n_train else seen//e
         return Plan(sp.size, freeze_epochs, e, sub, nv, nf, fixed + sp.train*seen, budget)
     # not one pass fits: `want` epochs over random subsets (the frozen phase sees one too), and less validation
     nv = min(n_valid, max(min_valid, n_valid//10))
-    fixed = (want + freeze_epochs)*sp.valid*nv + _overhead(sp, n_valid, nv)
     per_image = sp.train*want + sp.frozen*freeze_epochs
-    images = int(np.clip((avail - fixed)/per_image, 1, n_train))  # at least 1: 0 would mean all of them
+    def fit_subset(validations):
+        fixed = validations*sp.valid*nv + _overhead(sp, n_valid, nv)
+        return int(np.clip((avail - fixed)/per_image, 1, n_train)), fixed  # at least 1: 0 would mean all of them
+    images, fixed = fit_subset(freeze_epochs + want)
+    if _validations(freeze_epochs, want, images, nv) < freeze_epochs + want:  # short epochs
+        images, fixed = fit_subset(min(freeze_epochs, 1) + 1)
+        images = min(images, (5*nv - 1)//2)
     return Plan(sp.size, freeze_epochs, want, images, nv, min(images, nf), fixed + per_image*images, budget)
 
 def plan_budget(budget:float, # The whole budget in seconds
@@ -732,7 +750,7 @@ def plan_budget(budget:float, # The whole budget in seconds
     if (p.epoch_images or n_train) < least:  # name the size that needs the least time
         v = min(n_valid, max(min_valid, n_valid//10))
         def need(s):
-            return (want + freeze_epochs)*sp(s).valid*v + _overhead(sp(s), n_valid, v) + \
+            return _validations(freeze_epochs, want, least, v)*sp(s).valid*v + _overhead(sp(s), n_valid, v) + \
                    (sp(s).train*want + sp(s).frozen*freeze_epochs)*least
         size = min(sizes, key=need)
         total = used() + need(size)/BUDGET_SHARE
