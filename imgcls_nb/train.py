@@ -682,9 +682,13 @@ def _overhead(sp:Speed, n_valid:int, nv:int) -> float:
     reference = sp.valid*min(n_valid, REFERENCE_IMAGES) if nv < n_valid else 0.0
     return 2*sp.setup + reference + 2.0
 
+def _each_epoch(epoch_images:int, n_valid:int) -> bool:
+    "`auto_valid_every`'s rule: validate after every epoch when validating costs little next to the epoch"
+    return 5*n_valid <= 2*epoch_images
+
 def _validations(freeze_epochs:int, epochs:int, epoch_images:int, nv:int) -> int:
-    "Validation passes of a budgeted run: `auto_valid_every` validates once a phase when epochs are short"
-    return freeze_epochs + epochs if 5*nv <= 2*epoch_images else min(freeze_epochs, 1) + 1
+    "Validation passes of a budgeted run: once an epoch, or once a phase where `auto_valid_every` does that"
+    return freeze_epochs + epochs if _each_epoch(epoch_images, nv) else min(freeze_epochs, 1) + 1
 
 def _images_fit(sp:Speed, avail:float, n_train:int, nf:int, nv:int, n_valid:int, freeze_epochs:int,
                 epochs:int, every_epoch:bool=False) -> tuple:
@@ -765,7 +769,7 @@ def plan_budget(budget:float, # The whole budget in seconds
 def auto_valid_every(dls:DataLoaders, patience:int|None=None) -> str:
     "'epoch' when validation costs little next to an epoch of training (or early stopping watches), else 'phase'"
     n_epoch = len(dls.train.sampler)  # images per epoch (a subset's size when `epoch_images` draws one)
-    return 'epoch' if patience is not None or 5*len(dls.valid.dataset) <= 2*n_epoch else 'phase'
+    return 'epoch' if patience is not None or _each_epoch(n_epoch, len(dls.valid.dataset)) else 'phase'
 
 def _valid_every(dls:DataLoaders, c:AttrDict) -> str:
     ve = c.get('valid_every', 'auto')  # configs saved before it existed lack it
