@@ -6,7 +6,8 @@ Docs: https://imgcls-nb.github.io/imgcls_nb/train.html.md"""
 
 # %% ../nbs/08_train.ipynb #1ce633df
 from __future__ import annotations
-import contextlib, copy, dataclasses, hashlib, importlib.resources, json, math, platform, shutil, time, warnings
+import contextlib, copy, dataclasses, functools, hashlib, importlib.resources, json, math, platform, shutil, time
+import warnings
 try: import fcntl
 except ImportError: fcntl = None  # Windows: the sample bundle is trained without a lock
 from dataclasses import dataclass, field
@@ -690,17 +691,24 @@ def _validations(freeze_epochs:int, epochs:int, epoch_images:int, nv:int) -> int
     "Validation passes of a budgeted run: once an epoch, or once a phase where `auto_valid_every` does that"
     return freeze_epochs + epochs if _each_epoch(epoch_images, nv) else min(freeze_epochs, 1) + 1
 
+def _fit_validated(fit, freeze_epochs:int, epochs:int, nv:int, k:int) -> tuple:
+    "`fit(passes)` -> (images, seconds), with the validation passes a run makes; `k` epochs share the images"
+    images, fixed = fit(freeze_epochs + epochs)
+    if _validations(freeze_epochs, epochs, images//k, nv) == freeze_epochs + epochs: return images, fixed
+    images, fixed = fit(min(freeze_epochs, 1) + 1)  # short epochs: validated once a phase, and kept that short
+    return min(images, k*((5*nv - 1)//2)), fixed
+
 def _images_fit(sp:Speed, avail:float, n_train:int, nf:int, nv:int, n_valid:int, freeze_epochs:int,
                 epochs:int, every_epoch:bool=False) -> tuple:
     "Training images `epochs` epochs can see in `avail` seconds (all of them at most), and the seconds around them"
     def fit(validations):
         fixed = freeze_epochs*sp.frozen*nf + validations*sp.valid*nv + _overhead(sp, n_valid, nv)
         return int(np.clip((avail - fixed)/sp.train, 0, epochs*n_train)), fixed
-    seen, fixed = fit(freeze_epochs + epochs)
-    if not every_epoch and _validations(freeze_epochs, epochs, seen//epochs, nv) < freeze_epochs + epochs:
-        seen, fixed = fit(min(freeze_epochs, 1) + 1)
-        seen = min(seen, epochs*((5*nv - 1)//2))  # epochs still short enough to validate once a phase
-    return seen, fixed
+    return fit(freeze_epochs + epochs) if every_epoch else _fit_validated(fit, freeze_epochs, epochs, nv, epochs)
+
+def _subset_valid(n_valid:int, min_valid:int) -> int:
+    "Validation images of a plan over random subsets: a tenth, at least `min_valid`"
+    return min(n_valid, max(min_valid, n_valid//10))
 
 def _seen(p:Plan, n_train:int) -> int:
     "Training images a plan's unfrozen epochs see"
@@ -718,15 +726,12 @@ def _plan_at(sp:Speed, avail:float, n_train:int, n_valid:int, freeze_epochs:int,
         sub = 0 if seen >= e*n_train else seen//e
         return Plan(sp.size, freeze_epochs, e, sub, nv, nf, fixed + sp.train*seen, budget)
     # not one pass fits: `want` epochs over random subsets (the frozen phase sees one too), and less validation
-    nv = min(n_valid, max(min_valid, n_valid//10))
+    nv = _subset_valid(n_valid, min_valid)
     per_image = sp.train*want + sp.frozen*freeze_epochs
     def fit_subset(validations):
         fixed = validations*sp.valid*nv + _overhead(sp, n_valid, nv)
         return int(np.clip((avail - fixed)/per_image, 1, n_train)), fixed  # at least 1: 0 would mean all of them
-    images, fixed = fit_subset(freeze_epochs + want)
-    if _validations(freeze_epochs, want, images, nv) < freeze_epochs + want:  # short epochs
-        images, fixed = fit_subset(min(freeze_epochs, 1) + 1)
-        images = min(images, (5*nv - 1)//2)
+    images, fixed = _fit_validated(fit_subset, freeze_epochs, want, nv, 1)
     return Plan(sp.size, freeze_epochs, want, images, nv, min(images, nf), fixed + per_image*images, budget)
 
 def plan_budget(budget:float, # The whole budget in seconds
@@ -738,8 +743,8 @@ def plan_budget(budget:float, # The whole budget in seconds
                 min_valid:int=500, # Validation subset floor when validation has to be cut
                ) -> Plan:
     "The size whose training sees most pixels (a smaller one needs `PIXELS_MARGIN` times more), time filled"
-    speeds, want = {}, preferred_epochs(n_train)  # `want`: the epochs of a plan over random subsets
-    sp = lambda s: speeds[s] if s in speeds else speeds.setdefault(s, speed(s))  # each size asked for once
+    want = preferred_epochs(n_train)  # the epochs of a plan over random subsets
+    sp = functools.cache(speed)  # each size asked for (measured) once
     used = lambda: spent() if callable(spent) else spent
     plan = lambda s: _plan_at(sp(s), BUDGET_SHARE*(budget - used()), n_train, n_valid,
                               freeze_epochs, min_valid, budget)
@@ -752,7 +757,7 @@ def plan_budget(budget:float, # The whole budget in seconds
     p = plan(best.size)  # again, with the time the measuring took
     least = max(32, n_train//100)
     if (p.epoch_images or n_train) < least:  # name the size that needs the least time
-        v = min(n_valid, max(min_valid, n_valid//10))
+        v = _subset_valid(n_valid, min_valid)
         def need(s):
             return _validations(freeze_epochs, want, least, v)*sp(s).valid*v + _overhead(sp(s), n_valid, v) + \
                    (sp(s).train*want + sp(s).frozen*freeze_epochs)*least
